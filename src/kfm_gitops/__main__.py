@@ -1,0 +1,5 @@
+import sys
+
+from kfm_gitops.cli import main
+
+sys.exit(main())

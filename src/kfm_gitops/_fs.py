@@ -1,0 +1,103 @@
+"""File primitives: bounded, checked reads and atomic writes (temp file, fsync, rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from kfm_gitops.findings import Finding, Location
+
+MAX_TEXT_BYTES = 1024 * 1024  # contracts, plans and manifests are small; anything larger is refused
+
+
+def display_path(path: Path) -> str:
+    """A path as the user should see it: relative to the working directory when below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def read_text(path: Path, *, shown: str | None = None, limit: int = MAX_TEXT_BYTES) -> str | Finding:
+    """Read a small UTF-8 file, or say precisely why not (a Finding, never an exception)."""
+    where = shown if shown is not None else display_path(path)
+    loc = Location(where)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return Finding("FILE_NOT_FOUND", "no such file", loc, hint="check the path")
+    except OSError as exc:
+        return Finding("FILE_UNREADABLE", f"cannot read: {exc.strerror or exc}", loc)
+    if stat.S_ISDIR(st.st_mode):
+        return Finding("FILE_IS_DIRECTORY", "is a directory, not a file", loc, hint="pass the file inside it")
+    if not stat.S_ISREG(st.st_mode):
+        return Finding("FILE_UNREADABLE", "not a regular file", loc)
+    if st.st_size > limit:
+        return Finding(
+            "FILE_TOO_LARGE",
+            f"{st.st_size} bytes is over the {limit}-byte limit for this kind of file",
+            loc,
+            hint="this file should be small; check that it is the right one",
+        )
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        return Finding("FILE_UNREADABLE", f"cannot read: {exc.strerror or exc}", loc)
+    if len(data) > limit:
+        return Finding("FILE_TOO_LARGE", f"over the {limit}-byte limit for this kind of file", loc)
+    if not data.strip():
+        return Finding("FILE_EMPTY", "the file is empty", loc, hint="write the document into it")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return Finding(
+            "FILE_NOT_UTF8",
+            f"byte 0x{data[exc.start]:02x} is not valid UTF-8",
+            Location(where, line, col),
+            hint="save the file as UTF-8",
+        )
+
+
+def atomic_write(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    With ``exclusive`` the write fails with FileExistsError if ``path`` exists (append-only evidence).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        if exclusive:
+            # link() fails if the name exists: no window in which a second writer could be overwritten.
+            os.link(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,371 @@
+"""The `kfm` command line: parse, call the library, render, and map every outcome to an exit code in one place."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kfm_gitops import __version__
+from kfm_gitops.errors import (
+    EXIT_FINDINGS,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    FindingsError,
+    KfmError,
+)
+
+if TYPE_CHECKING:
+    from kfm_gitops.config import Config
+    from kfm_gitops.findings import Finding, Report
+
+FORMATS = click.Choice(["text", "json", "github"])
+format_option = click.option("--format", "fmt", type=FORMATS, default="text", show_default=True,
+                             help="text for people, json for machines, github for workflow annotations")
+
+
+def _echo_report(report: Report, fmt: str, what: str) -> int:
+    from kfm_gitops.findings import render
+
+    click.echo(render(report, fmt, what=what))
+    return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
+def _config_for(start: Path, cache: dict[Path, Config | list[Finding]]
+                ) -> tuple[Path | None, Config | list[Finding] | None]:
+    from kfm_gitops.config import find_root, load_config
+
+    root = find_root(start)
+    if root is None:
+        return None, None
+    if root not in cache:
+        cache[root] = load_config(root)
+    return root, cache[root]
+
+
+def _require_config(start: Path | None = None) -> Config:
+    from kfm_gitops.config import CONFIG_NAME, find_root, load_config
+
+    here = start or Path.cwd()
+    root = find_root(here)
+    if root is None:
+        raise KfmError(f"no {CONFIG_NAME} in {here} or any folder above it",
+                       hint="run this inside a governed repository, or make one with `kfm init`")
+    cfg = load_config(root)
+    if isinstance(cfg, list):
+        raise FindingsError(cfg, f"{CONFIG_NAME} is invalid")
+    return cfg
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="kfm")
+@click.option("--debug", is_flag=True, help="show a traceback when something goes wrong")
+def cli(debug: bool) -> None:
+    """kfm: Git-native, fail-closed backfills. Plans in, governed releases out."""
+
+
+# --- plans --------------------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def plan() -> None:
+    """Write, validate and inspect backfill plans."""
+
+
+@plan.command("validate")
+@click.argument("files", nargs=-1)
+@format_option
+@click.option("--standalone", is_flag=True, help="check the files alone, without a governed repository")
+def plan_validate(files: tuple[str, ...], fmt: str, standalone: bool) -> int:
+    """Check plan FILEs (all plans of the repository when none is given); every error of every file."""
+    from kfm_gitops._fs import display_path
+    from kfm_gitops.config import no_root_finding
+    from kfm_gitops.findings import Finding, Location, Report, sort_findings
+    from kfm_gitops.plan import check_plan
+
+    report = Report()
+    paths = [Path(f) for f in files]
+    if not paths:
+        cfg = _require_config()
+        paths = sorted(p for p in cfg.plans_dir().glob("*/*.y*ml") if p.suffix in (".yml", ".yaml"))
+    cache: dict[Path, Config | list[Finding]] = {}
+    for path in paths:
+        shown = display_path(path)
+        report.checked.append(shown)
+        config: Config | None = None
+        if not standalone:
+            root, loaded = _config_for(path.parent if not path.is_dir() else path, cache)
+            if root is None:
+                report.findings.append(no_root_finding(shown))
+            elif isinstance(loaded, list):
+                report.findings.append(Finding("CONFIG_INVALID", "kfm.yaml of this repository is invalid",
+                                               Location(display_path(root / "kfm.yaml")),
+                                               hint="run `kfm dataset validate` or fix kfm.yaml"))
+                report.findings.extend(f for f in loaded if f not in report.findings)
+            else:
+                config = loaded
+        _, findings = check_plan(path, config=config, shown=shown)
+        report.extend(sort_findings(findings))
+    return _echo_report(report, fmt, "plan")
+
+
+@plan.command("chunks")
+@click.argument("file")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--standalone", is_flag=True, help="check the plan alone, without a governed repository")
+def plan_chunks(file: str, fmt: str, standalone: bool) -> int:
+    """List the chunks of a plan as half-open UTC intervals with their keys."""
+    import json
+
+    from kfm_gitops._fs import display_path
+    from kfm_gitops.plan import load_plan
+
+    path = Path(file)
+    config = None if standalone else _require_config(path.parent)
+    p = load_plan(path, config)
+    chunks = p.chunks()
+    if fmt == "json":
+        doc = {"plan": display_path(path), "dataset_slug": p.slug, "mode": p.mode, "timezone": p.timezone,
+               "chunks": [c.as_dict() for c in chunks]}
+        click.echo(json.dumps(doc, indent=2))
+        return EXIT_OK
+    click.echo(f"{display_path(path)}: {len(chunks)} {p.mode} chunk{'s' if len(chunks) != 1 else ''} "
+               f"of {p.slug} in {p.timezone}")
+    for c in chunks:
+        d = c.as_dict()
+        click.echo(f"  {c.key:<12} [{d['start']}, {d['end']})")
+    return EXIT_OK
+
+
+@plan.command("new")
+@click.argument("slug")
+@click.option("--window", required=True, help="START/END, e.g. 2023-01-01T00:00:00Z/2023-04-01T00:00:00Z")
+@click.option("--chunking", "mode", required=True,
+              type=click.Choice(["daily", "weekly", "monthly", "quarterly", "yearly"]))
+@click.option("--reason", required=True, help="why this backfill is needed")
+@click.option("--time-axis", default=None, help="default: the axis the dataset is partitioned on")
+@click.option("--requested-by", default=None, help="default: git user.email, else $USER")
+@click.option("--reviewer", "reviewers", multiple=True, help="a reviewer (steward); repeat for several")
+@click.option("--max-parallelism", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option("--prior", default=None, help='the version published now ("" for a first release)')
+@click.option("--terms", default=None, help="upstream licence/terms snapshot source (URI or repository path)")
+def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | None, requested_by: str | None,
+             reviewers: tuple[str, ...], max_parallelism: int, prior: str | None, terms: str | None) -> int:
+    """Write plans/SLUG/backfill-YYYYMMDD-<hex6>.yml from the commented template."""
+    from kfm_gitops._fs import display_path
+    from kfm_gitops.dataset import load_contract
+    from kfm_gitops.findings import Report, sort_findings
+    from kfm_gitops.identity import IdentityError, check_slug
+    from kfm_gitops.plan import check_plan, new_plan_path, parse_window, render_template, write_new_plan
+
+    try:
+        check_slug(slug)
+    except IdentityError as exc:
+        raise KfmError(str(exc)) from exc
+    cfg = _require_config()
+    start, end = parse_window(window)
+    contract = load_contract(cfg.root, slug, cfg.vocab)
+    if isinstance(contract, list):
+        raise FindingsError(contract, f"dataset {slug!r} has no valid contract")
+    part = contract.partitioning
+    path = new_plan_path(cfg, slug)
+    text = render_template(
+        slug=slug, path=os.path.relpath(path, cfg.root), reason=reason,
+        requested_by=requested_by or _default_principal(cfg.root), reviewers=list(reviewers),
+        time_axis=time_axis or part["axis"], start=start, end=end, mode=mode, parallelism=max_parallelism,
+        timezone=part["timezone"], terms=terms or _default_terms(contract.pipeline.data),
+        label=contract.label, obligations=contract.obligations,
+        prior=prior if prior is not None else _published_version(cfg, slug),
+    )
+    write_new_plan(path, text)
+    click.echo(f"wrote {display_path(path)}")
+    _, findings = check_plan(path, config=cfg)
+    if findings:
+        report = Report([display_path(path)], sort_findings(findings))
+        click.echo("to do before review:")
+        for f in report.findings:
+            click.echo(f"  {f.text()}")
+    shown = display_path(path)
+    click.echo(f"next: edit it, then `kfm plan validate {shown}` and `kfm plan chunks {shown}`")
+    return EXIT_OK
+
+
+def _default_principal(root: Path) -> str:
+    from kfm_gitops import _git
+
+    repo = _git.discover(root)
+    if repo is not None:
+        sig = _git.signature(repo)
+        if sig.email and sig.email != _git.FALLBACK_EMAIL:
+            return str(sig.email)
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+
+
+def _default_terms(pipeline: dict[str, Any]) -> str:
+    params = pipeline.get("connector", {}).get("params", {})
+    terms = params.get("terms")
+    return str(terms) if terms else "TODO: the upstream licence or terms (URI or path)"
+
+
+def _published_version(cfg: Config, slug: str) -> str:
+    """The version release's published.yaml names for ``slug``, or "" (first release)."""
+    from kfm_gitops import _git
+
+    repo = _git.discover(cfg.root)
+    if repo is None:
+        return ""
+    head = _git.branch_head(repo, cfg.release_branch)
+    if head is None:
+        return ""
+    blob = _git.read_blob(repo, head, f"releases/{slug}/published.yaml")
+    if blob is None:
+        return ""
+    from kfm_gitops import _yaml
+
+    doc = _yaml.loads(blob.decode("utf-8", "replace"), f"{cfg.release_branch}:releases/{slug}/published.yaml")
+    if isinstance(doc, list):
+        return ""
+    return str(doc.data.get("dataset_version_id", ""))
+
+
+# --- datasets -----------------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def dataset() -> None:
+    """Validate dataset contracts and compute their spec_hash."""
+
+
+@dataset.command("validate")
+@click.argument("targets", nargs=-1)
+@format_option
+def dataset_validate(targets: tuple[str, ...], fmt: str) -> int:
+    """Check dataset contracts: SLUGs, dataset folders or contract files (all datasets when none is given)."""
+    from kfm_gitops.config import find_root, load_config
+    from kfm_gitops.dataset import validate_paths
+    from kfm_gitops.findings import Report, sort_findings
+
+    start = Path(targets[0]).parent if targets and Path(targets[0]).exists() else Path.cwd()
+    root = find_root(start)
+    config = None
+    report = Report()
+    if root is not None:
+        loaded = load_config(root)
+        if isinstance(loaded, list):
+            report.extend(loaded)
+        else:
+            config = loaded
+    elif not targets:
+        raise KfmError("no kfm.yaml here or above, and no contract named",
+                       hint="name contract files, or run inside a governed repository")
+    checked, findings = validate_paths(config, list(targets))
+    report.checked.extend(checked)
+    report.extend(sort_findings(findings))
+    return _echo_report(report, fmt, "contract file")
+
+
+@dataset.command("hash")
+@click.argument("slug")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def dataset_hash(slug: str, fmt: str) -> int:
+    """Print the dataset's spec_hash (sha256 of the canonical JSON of its dataset.yaml and pipeline.yaml)."""
+    import json
+
+    from kfm_gitops.dataset import load_contract
+
+    cfg = _require_config()
+    contract = load_contract(cfg.root, slug, cfg.vocab)
+    if isinstance(contract, list):
+        raise FindingsError(contract, f"dataset {slug!r} has no valid contract")
+    if fmt == "json":
+        click.echo(json.dumps({"dataset_slug": slug, "spec_hash": contract.spec_hash}))
+    else:
+        click.echo(contract.spec_hash)
+    return EXIT_OK
+
+
+# --- repositories -------------------------------------------------------------------------------------------------
+
+
+@cli.command("init")
+@click.argument("directory", default=".")
+@click.option("--example", is_flag=True, help="also add the example dataset, its upstream files and a plan")
+def init_cmd(directory: str, example: bool) -> int:
+    """Make DIRECTORY a governed repository (main and release branches); adds only what is missing."""
+    from kfm_gitops.repository import init
+
+    extra = None
+    if example:
+        from kfm_gitops.example import repository_files
+
+        extra = repository_files()
+    result = init(Path(directory), extra)
+    where = result.root
+    if result.created_repository:
+        click.echo(f"created a git repository in {where}")
+    for rel in result.added:
+        click.echo(f"  added {rel}")
+    if result.main_commit:
+        click.echo(f"committed on main: {result.main_commit[:12]}")
+    if result.release_commit:
+        click.echo(f"committed on release: {result.release_commit[:12]}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if not (result.added or result.main_commit or result.release_commit):
+        click.echo(f"{where} is already a governed repository; nothing to add")
+    else:
+        click.echo("next: `pre-commit install`, then `kfm plan new SLUG ...` for a backfill")
+    return EXIT_OK
+
+
+# --- the one exit path --------------------------------------------------------------------------------------------
+
+
+def _print_findings(exc: FindingsError) -> None:
+    click.echo(f"kfm: {exc.message}", err=True)
+    for f in exc.findings:
+        click.echo(f"  {f.text()}", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("KFM_DEBUG") == "1"
+    try:
+        rv = cli.main(args=args, prog_name="kfm", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("kfm: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("kfm: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except FindingsError as exc:
+        if debug:
+            traceback.print_exc()
+        _print_findings(exc)
+        return exc.exit_code
+    except KfmError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"kfm: {exc.diagnostics()}", err=True)
+        return exc.exit_code
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"kfm: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("  hint: re-run with --debug for a traceback, and report it", err=True)
+        return EXIT_INTERNAL
+    return int(rv) if isinstance(rv, int) else EXIT_OK

@@ -1,0 +1,249 @@
+"""Dataset contracts: datasets/<slug>/dataset.yaml and pipeline.yaml, validated and hashed.
+
+The contract is what makes a backfill reproducible: its spec_hash is part of every version id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kfm_gitops import _yaml, schema
+from kfm_gitops._fs import display_path
+from kfm_gitops.config import Config, Vocabularies
+from kfm_gitops.findings import Finding, Location
+from kfm_gitops.identity import spec_hash
+from kfm_gitops.periods import PeriodError, get_zone
+
+DATASET_FILE = "dataset.yaml"
+PIPELINE_FILE = "pipeline.yaml"
+BUILTIN_CONNECTORS = ("file", "http")
+TIME_COLUMN_TYPES = ("timestamp", "date")
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    slug: str
+    folder: Path
+    dataset: _yaml.Document
+    pipeline: _yaml.Document
+
+    @property
+    def spec_hash(self) -> str:
+        return spec_hash(self.dataset.data, self.pipeline.data)
+
+    @property
+    def label(self) -> str:
+        return str(self.dataset.data["policy"]["label"])
+
+    @property
+    def obligations(self) -> list[dict[str, Any]]:
+        return list(self.dataset.data["policy"]["obligations"])
+
+    @property
+    def partitioning(self) -> dict[str, str]:
+        p = self.dataset.data["partitioning"]
+        return {"mode": p["mode"], "axis": p["axis"], "timezone": p.get("timezone", "UTC")}
+
+    @property
+    def time_axes(self) -> dict[str, Any]:
+        return dict(self.dataset.data["time_axes"])
+
+
+def dataset_folder(root: Path, slug: str) -> Path:
+    return root / "datasets" / slug
+
+
+def check_dataset(doc: _yaml.Document, vocab: Vocabularies, folder_slug: str | None) -> list[Finding]:
+    """Checks beyond the schema, for a dataset.yaml that passed its schema."""
+    d = doc.data
+    out: list[Finding] = []
+    if folder_slug is not None and d["slug"] != folder_slug:
+        out.append(Finding("DATASET_SLUG_MISMATCH",
+                           f"slug {d['slug']!r} differs from its folder datasets/{folder_slug}/",
+                           doc.locate(("slug",)), hint="rename the folder or fix the slug"))
+    columns = d["schema"]["columns"]
+    names = [c["name"] for c in columns]
+    types = {c["name"]: c["type"] for c in columns}
+    for i, c in enumerate(columns):
+        if names.index(c["name"]) != i:
+            out.append(Finding("DATASET_DUPLICATE_COLUMN", f"column {c['name']!r} is declared twice",
+                               doc.locate(("schema", "columns", i, "name"))))
+    id_col = d["schema"]["id_column"]
+    if id_col not in types:
+        out.append(Finding("DATASET_UNKNOWN_COLUMN", f"id_column {id_col!r} is not a declared column",
+                           doc.locate(("schema", "id_column")), hint=f"declared: {', '.join(names)}"))
+    geom = d["schema"]["geometry"]["column"]
+    if geom in types:
+        out.append(Finding("DATASET_GEOMETRY_COLUMN",
+                           f"geometry column {geom!r} must not also be an attribute column",
+                           doc.locate(("schema", "geometry", "column"))))
+    axes = d["time_axes"]
+    for axis, spec in axes.items():
+        if axis not in vocab.time_axes:
+            out.append(Finding("DATASET_UNKNOWN_TIME_AXIS", f"time axis {axis!r} is not in the vocabulary",
+                               doc.locate(("time_axes", axis), key=True),
+                               hint=f"known axes: {', '.join(vocab.time_axes)}"))
+        cols = ([("start_column", spec["start_column"]), ("end_column", spec["end_column"])]
+                if axis == "valid_time" else [("column", spec["column"])])
+        for field_name, col in cols:
+            if col not in types:
+                out.append(Finding("DATASET_UNKNOWN_COLUMN", f"time axis {axis} names column {col!r}, "
+                                   "which is not declared", doc.locate(("time_axes", axis, field_name))))
+            elif types[col] not in TIME_COLUMN_TYPES:
+                out.append(Finding("DATASET_TIME_COLUMN_TYPE",
+                                   f"time axis {axis} column {col!r} is {types[col]}, not timestamp or date",
+                                   doc.locate(("time_axes", axis, field_name))))
+    part = d["partitioning"]
+    if part["axis"] not in axes:
+        out.append(Finding("DATASET_PARTITION_AXIS",
+                           f"partitioning is on {part['axis']!r}, which time_axes does not map",
+                           doc.locate(("partitioning", "axis")),
+                           hint=f"mapped axes: {', '.join(axes) or 'none'}"))
+    try:
+        get_zone(part.get("timezone", "UTC"))
+    except PeriodError as exc:
+        out.append(Finding("DATASET_TIMEZONE", str(exc), doc.locate(("partitioning", "timezone")),
+                           hint="use an IANA name such as UTC or America/Chicago"))
+    bbox = d["extent"]["bbox"]
+    if bbox[0] > bbox[2] or bbox[1] > bbox[3]:
+        out.append(Finding("DATASET_EXTENT", f"extent bbox {bbox} has a minimum above its maximum",
+                           doc.locate(("extent", "bbox")), hint="bbox is [min_x, min_y, max_x, max_y]"))
+    if d["extent"]["crs"] == "OGC:CRS84" and not (
+        -180 <= bbox[0] <= 180 and -180 <= bbox[2] <= 180 and -90 <= bbox[1] <= 90 and -90 <= bbox[3] <= 90
+    ):
+        out.append(Finding("DATASET_EXTENT", f"extent bbox {bbox} is outside longitude/latitude range",
+                           doc.locate(("extent", "bbox"))))
+    out.extend(check_label(doc, ("policy",), d["policy"], vocab))
+    for col in d["qa"].get("max_null_ratio", {}):
+        if col not in types:
+            out.append(Finding("DATASET_UNKNOWN_COLUMN", f"qa.max_null_ratio names undeclared column {col!r}",
+                               doc.locate(("qa", "max_null_ratio", col), key=True)))
+    return out
+
+
+def check_label(doc: _yaml.Document, at: tuple[str, ...], policy: dict[str, Any], vocab: Vocabularies,
+                label_key: str = "label") -> list[Finding]:
+    """The policy label and obligation types come from the vocabulary (unknown = deny)."""
+    out: list[Finding] = []
+    label = policy[label_key]
+    if vocab.label_rank(label) is None:
+        out.append(Finding("POLICY_UNKNOWN_LABEL", f"policy label {label!r} is not in the vocabulary",
+                           doc.locate((*at, label_key)), hint=f"known labels: {', '.join(vocab.policy_labels)}"))
+    for i, ob in enumerate(policy.get("obligations", [])):
+        if ob["type"] not in vocab.obligation_types:
+            out.append(Finding("POLICY_UNKNOWN_OBLIGATION", f"obligation type {ob['type']!r} is not in the vocabulary",
+                               doc.locate((*at, "obligations", i, "type")),
+                               hint=f"known types: {', '.join(vocab.obligation_types)}"))
+    return out
+
+
+def check_pipeline(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[Finding]:
+    d = doc.data
+    out: list[Finding] = []
+    connector = d["connector"]["type"]
+    if connector not in BUILTIN_CONNECTORS:
+        from importlib.metadata import entry_points
+
+        if not any(ep.name == connector for ep in entry_points(group="kfm_gitops.connectors")):
+            out.append(Finding("PIPELINE_UNKNOWN_CONNECTOR", f"no connector named {connector!r}",
+                               doc.locate(("connector", "type")),
+                               hint=f"built in: {', '.join(BUILTIN_CONNECTORS)}; plugins register under the "
+                               "entry-point group kfm_gitops.connectors"))
+    src = d["source"]
+    geom = src.get("geometry")
+    if src["format"] == "csv" and geom is None:
+        out.append(Finding("PIPELINE_GEOMETRY", "a CSV source needs source.geometry (from: xy or wkt)",
+                           doc.locate(("source",), key=True)))
+    if geom is not None:
+        need = {"xy": ("x", "y"), "wkt": ("column",), "geojson": ()}[geom["from"]]
+        for k in need:
+            if k not in geom:
+                out.append(Finding("PIPELINE_GEOMETRY", f"source.geometry from {geom['from']} needs '{k}'",
+                                   doc.locate(("source", "geometry"), key=True)))
+    for i, t in enumerate(d.get("transforms", [])):
+        need_key = "names" if t["op"] == "drop" else "columns"
+        if need_key not in t:
+            out.append(Finding("PIPELINE_TRANSFORM", f"transform {t['op']} needs '{need_key}'",
+                               doc.locate(("transforms", i))))
+    return out
+
+
+def load_contract(root: Path, slug: str, vocab: Vocabularies) -> Contract | list[Finding]:
+    """Load and check datasets/<slug>/{dataset,pipeline}.yaml; findings if anything is wrong."""
+    folder = dataset_folder(root, slug)
+    ds_path, pl_path = folder / DATASET_FILE, folder / PIPELINE_FILE
+    if not ds_path.is_file():
+        return [Finding("DATASET_NOT_FOUND", f"dataset {slug!r} has no contract at {display_path(ds_path)}",
+                        Location(display_path(ds_path)), hint="check the slug, or add the dataset's contract")]
+    findings: list[Finding] = []
+    ds = _yaml.load(ds_path)
+    if isinstance(ds, list):
+        findings.extend(ds)
+    else:
+        errs = schema.validate(ds, "dataset")
+        findings.extend(errs or check_dataset(ds, vocab, slug))
+    pl = _yaml.load(pl_path)
+    if isinstance(pl, list):
+        findings.extend(pl)
+    else:
+        errs = schema.validate(pl, "pipeline")
+        findings.extend(errs or check_pipeline(pl, ds if isinstance(ds, _yaml.Document) else None))
+    if findings or isinstance(ds, list) or isinstance(pl, list):
+        return findings
+    return Contract(slug, folder, ds, pl)
+
+
+def list_slugs(root: Path) -> list[str]:
+    base = root / "datasets"
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / DATASET_FILE).is_file())
+
+
+def validate_paths(config: Config | None, args: list[str]) -> tuple[list[str], list[Finding]]:
+    """Resolve `kfm dataset validate` arguments (slugs, dataset folders or contract files) and check them.
+
+    Returns what was checked and the findings.
+    """
+    checked: list[str] = []
+    findings: list[Finding] = []
+    vocab = config.vocab if config is not None else Vocabularies()
+    targets: list[tuple[str, Path]] = []  # (kind, path)
+    if not args:
+        if config is None:
+            return checked, findings
+        args = [str(config.datasets_dir() / s) for s in list_slugs(config.root)]
+    for arg in args:
+        p = Path(arg)
+        if config is not None and not p.exists() and (config.datasets_dir() / arg).is_dir():
+            p = config.datasets_dir() / arg
+        if p.is_dir():
+            targets.append(("dataset", p / DATASET_FILE))
+            targets.append(("pipeline", p / PIPELINE_FILE))
+        elif p.name == PIPELINE_FILE:
+            targets.append(("pipeline", p))
+        else:
+            targets.append(("dataset", p))
+    seen: set[Path] = set()
+    for kind, path in targets:
+        key = path.resolve()
+        if key in seen:
+            continue
+        seen.add(key)
+        shown = display_path(path)
+        checked.append(shown)
+        doc = _yaml.load(path, shown=shown)
+        if isinstance(doc, list):
+            findings.extend(doc)
+            continue
+        errs = schema.validate(doc, kind)
+        if errs:
+            findings.extend(errs)
+        elif kind == "dataset":
+            folder_slug = path.parent.name if path.parent.parent.name == "datasets" else None
+            findings.extend(check_dataset(doc, vocab, folder_slug))
+        else:
+            findings.extend(check_pipeline(doc, None))
+    return checked, findings

@@ -1,0 +1,193 @@
+"""Calendar periods (daily, weekly, monthly, quarterly, yearly) in an IANA timezone, and their keys.
+
+Chunks and partitions are periods: half-open intervals [start, end) between local midnights of the period's
+timezone, expressed in UTC. Keys are partition-style: ``2023``, ``2023-Q1``, ``2023-01``, ``2023-W05`` (ISO week),
+``2023-01-15``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Literal
+
+Mode = Literal["daily", "weekly", "monthly", "quarterly", "yearly"]
+MODES: tuple[Mode, ...] = ("daily", "weekly", "monthly", "quarterly", "yearly")
+
+# How coarse each mode is, for "chunking at least as coarse as partitioning".
+COARSENESS: dict[str, int] = {"daily": 1, "weekly": 2, "monthly": 3, "quarterly": 4, "yearly": 5}
+
+
+class PeriodError(ValueError):
+    pass
+
+
+def get_zone(name: str) -> tzinfo:
+    """An IANA zone by name; ``UTC`` is always available."""
+    if name in ("UTC", "Etc/UTC", "Z"):
+        return UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not re.fullmatch(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*", name):
+        raise PeriodError(f"{name!r} is not an IANA timezone name")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise PeriodError(f"{name!r} is not an IANA timezone name") from exc
+
+
+def period_start(day: date, mode: Mode) -> date:
+    """The first local day of the period that holds ``day``."""
+    if mode == "daily":
+        return day
+    if mode == "weekly":
+        return day - timedelta(days=day.weekday())
+    if mode == "monthly":
+        return day.replace(day=1)
+    if mode == "quarterly":
+        return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    if mode == "yearly":
+        return date(day.year, 1, 1)
+    raise PeriodError(f"unknown period mode {mode!r}")
+
+
+def next_start(start: date, mode: Mode) -> date:
+    """The first local day of the period after the one starting at ``start``."""
+    if mode == "daily":
+        return start + timedelta(days=1)
+    if mode == "weekly":
+        return start + timedelta(days=7)
+    if mode in ("monthly", "quarterly"):
+        step = 1 if mode == "monthly" else 3
+        m = start.month - 1 + step
+        return date(start.year + m // 12, m % 12 + 1, 1)
+    if mode == "yearly":
+        return date(start.year + 1, 1, 1)
+    raise PeriodError(f"unknown period mode {mode!r}")
+
+
+def key_of(start: date, mode: Mode) -> str:
+    if mode == "daily":
+        return start.isoformat()
+    if mode == "weekly":
+        iso = start.isocalendar()
+        return f"{iso.year:04d}-W{iso.week:02d}"
+    if mode == "monthly":
+        return f"{start.year:04d}-{start.month:02d}"
+    if mode == "quarterly":
+        return f"{start.year:04d}-Q{(start.month - 1) // 3 + 1}"
+    if mode == "yearly":
+        return f"{start.year:04d}"
+    raise PeriodError(f"unknown period mode {mode!r}")
+
+
+_KEY_PATTERNS: tuple[tuple[Mode, re.Pattern[str]], ...] = (
+    ("daily", re.compile(r"(\d{4})-(\d{2})-(\d{2})")),
+    ("weekly", re.compile(r"(\d{4})-W(\d{2})")),
+    ("monthly", re.compile(r"(\d{4})-(\d{2})")),
+    ("quarterly", re.compile(r"(\d{4})-Q([1-4])")),
+    ("yearly", re.compile(r"(\d{4})")),
+)
+
+
+def parse_key(key: str) -> tuple[Mode, date]:
+    """A period key back to its mode and first local day; raises PeriodError if malformed."""
+    for mode, pattern in _KEY_PATTERNS:
+        m = pattern.fullmatch(key)
+        if not m:
+            continue
+        try:
+            if mode == "daily":
+                return mode, date(int(m[1]), int(m[2]), int(m[3]))
+            if mode == "weekly":
+                return mode, date.fromisocalendar(int(m[1]), int(m[2]), 1)
+            if mode == "monthly":
+                return mode, date(int(m[1]), int(m[2]), 1)
+            if mode == "quarterly":
+                return mode, date(int(m[1]), 3 * (int(m[2]) - 1) + 1, 1)
+            return mode, date(int(m[1]), 1, 1)
+        except ValueError as exc:
+            raise PeriodError(f"{key!r} is not a valid {mode} key: {exc}") from exc
+    raise PeriodError(f"{key!r} is not a period key (2023, 2023-Q1, 2023-01, 2023-W05 or 2023-01-15)")
+
+
+def local_midnight_utc(day: date, zone: tzinfo) -> datetime:
+    """The UTC instant at which ``day`` begins in ``zone``.
+
+    Where midnight does not exist (a DST jump at 00:00), the day begins at the jump, which is what
+    fold=0 on the wall time before the jump yields.
+    """
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    key: str
+    mode: Mode
+    start: datetime  # UTC, inclusive
+    end: datetime  # UTC, exclusive
+
+    def as_dict(self) -> dict[str, str]:
+        return {"key": self.key, "mode": self.mode, "start": iso_utc(self.start), "end": iso_utc(self.end)}
+
+
+def iso_utc(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def local_day(t: datetime, zone: tzinfo) -> date:
+    return t.astimezone(zone).date()
+
+
+def is_boundary(t: datetime, mode: Mode, zone: tzinfo) -> bool:
+    """True when ``t`` is the start of a ``mode`` period in ``zone``."""
+    start = period_start(local_day(t, zone), mode)
+    return local_midnight_utc(start, zone) == t.astimezone(UTC)
+
+
+def periods(start: datetime, end: datetime, mode: Mode, zone: tzinfo, *, limit: int | None = None,
+            clip: bool = True) -> list[Period]:
+    """The periods of ``mode`` that overlap [start, end); clipped to the window when ``clip``.
+
+    With ``limit``, stops after limit + 1 periods so that a caller can tell "too many" cheaply.
+    """
+    out: list[Period] = []
+    day = period_start(local_day(start, zone), mode)
+    start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
+    while True:
+        p_start = local_midnight_utc(day, zone)
+        if p_start >= end_utc:
+            break
+        nxt = next_start(day, mode)
+        p_end = local_midnight_utc(nxt, zone)
+        if p_end > start_utc:
+            s = max(p_start, start_utc) if clip else p_start
+            e = min(p_end, end_utc) if clip else p_end
+            out.append(Period(key_of(day, mode), mode, s, e))
+            if limit is not None and len(out) > limit:
+                break
+        day = nxt
+    return out
+
+
+def period_of_key(key: str, zone: tzinfo) -> Period:
+    mode, day = parse_key(key)
+    return Period(key, mode, local_midnight_utc(day, zone), local_midnight_utc(next_start(day, mode), zone))
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An RFC 3339 timestamp that must carry an explicit offset ('Z' or +hh:mm)."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?", text):
+        raise PeriodError(f"{text!r} is not an RFC 3339 timestamp (like 2023-01-01T00:00:00Z)")
+    try:
+        t = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    except ValueError as exc:
+        raise PeriodError(f"{text!r} is not a valid timestamp: {exc}") from exc
+    if t.tzinfo is None:
+        raise NaiveTimestamp(f"{text!r} has no UTC offset")
+    return t
+
+
+class NaiveTimestamp(PeriodError):
+    pass

@@ -1,0 +1,462 @@
+"""Backfill plans: the contract a contributor commits and a steward reviews before anything runs.
+
+``check_plan`` validates one plan file: its YAML, its schema, the checks beyond the schema (explicit offsets, a
+non-empty window, a bounded number of chunks, known vocabulary, reviewers other than the requester, a well-formed
+expected id) and, inside a governed repository, the checks against the dataset's contract. ``chunks`` cuts the
+window into chunks; ``new_plan`` writes a plan from the commented template.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from kfm_gitops import _yaml, schema
+from kfm_gitops._fs import atomic_write, display_path
+from kfm_gitops.config import OBLIGATION_ALIASES, Config, Vocabularies
+from kfm_gitops.findings import Finding
+from kfm_gitops.identity import VERSION_PLACEHOLDER, IdentityError, parse_version_id
+from kfm_gitops.periods import (
+    COARSENESS,
+    Mode,
+    NaiveTimestamp,
+    Period,
+    PeriodError,
+    get_zone,
+    is_boundary,
+    iso_utc,
+    local_day,
+    local_midnight_utc,
+    next_start,
+    parse_key,
+    parse_timestamp,
+    period_start,
+    periods,
+)
+
+MAX_CHUNKS = 10_000
+MAX_PARALLELISM = 64
+FIRST_RELEASE = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    path: Path
+    doc: _yaml.Document
+    slug: str
+    start: datetime
+    end: datetime
+    mode: Mode
+    timezone: str
+    max_parallelism: int
+    time_axis: str
+    label: str
+    obligations: tuple[dict[str, Any], ...]
+    prior_version: str
+    expected_version: str
+    dry_run_first: bool
+
+    def chunks(self) -> list[Period]:
+        return periods(self.start, self.end, self.mode, get_zone(self.timezone))
+
+
+def _get(data: Any, path: tuple[str | int, ...], kind: type | tuple[type, ...]) -> Any:
+    """The value at ``path`` if it exists and has the type the check needs, else None.
+
+    The checks beyond the schema also run on a plan that failed its schema, on whatever parts are usable,
+    so that one run reports every error.
+    """
+    value = data
+    for p in path:
+        if isinstance(p, int):
+            if not isinstance(value, list) or p >= len(value):
+                return None
+        elif not isinstance(value, dict) or p not in value:
+            return None
+        value = value[p]
+    if isinstance(value, bool) and kind is not bool:
+        return None
+    return value if isinstance(value, kind) else None
+
+
+def _timestamp(doc: _yaml.Document, path: tuple[str | int, ...], out: list[Finding]) -> datetime | None:
+    value = _get(doc.data, path, str)
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except NaiveTimestamp:
+        out.append(Finding("PLAN_TIMESTAMP_NAIVE", f"{value!r} has no UTC offset", doc.locate(path),
+                           hint=f"write it with an explicit offset, e.g. {value[:10]}T00:00:00Z"))
+    except PeriodError as exc:
+        out.append(Finding("PLAN_TIMESTAMP", str(exc), doc.locate(path)))
+    return None
+
+
+def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
+    """The checks beyond the schema, on every part of the plan that has the right shape."""
+    from kfm_gitops.dataset import check_label
+
+    d = doc.data
+    out: list[Finding] = []
+    start = _timestamp(doc, ("window", "start"), out)
+    end = _timestamp(doc, ("window", "end"), out)
+    for i in range(len(_get(d, ("references", "missing_intervals"), list) or [])):
+        s = _timestamp(doc, ("references", "missing_intervals", i, "start"), out)
+        e = _timestamp(doc, ("references", "missing_intervals", i, "end"), out)
+        if s is not None and e is not None and s >= e:
+            out.append(Finding("PLAN_INTERVAL_EMPTY", "missing interval ends before it starts",
+                               doc.locate(("references", "missing_intervals", i))))
+    tz_name = _get(d, ("chunking", "timezone"), str) or "UTC"
+    mode = _get(d, ("chunking", "mode"), str)
+    zone = None
+    try:
+        zone = get_zone(tz_name)
+    except PeriodError as exc:
+        out.append(Finding("PLAN_TIMEZONE", str(exc), doc.locate(("chunking", "timezone")),
+                           hint="use an IANA name such as UTC or America/Chicago"))
+    n_chunks = 0
+    if start is not None and end is not None:
+        if start >= end:
+            out.append(Finding("PLAN_WINDOW_EMPTY",
+                               f"window.start {iso_utc(start)} is not before window.end {iso_utc(end)}",
+                               doc.locate(("window", "end")), hint="the window is half-open: [start, end)"))
+        elif zone is not None and mode in COARSENESS:
+            n_chunks = len(periods(start, end, cast(Mode, mode), zone, limit=MAX_CHUNKS))
+            if n_chunks > MAX_CHUNKS:
+                out.append(Finding("PLAN_TOO_MANY_CHUNKS",
+                                   f"{mode} chunking of this window gives more than {MAX_CHUNKS} chunks",
+                                   doc.locate(("chunking", "mode")),
+                                   hint="choose a coarser chunking mode or split the backfill into several plans"))
+    parallelism = _get(d, ("chunking", "max_parallelism"), int) or 1
+    if parallelism > MAX_PARALLELISM:
+        out.append(Finding("PLAN_PARALLELISM", f"max_parallelism {parallelism} is over the limit of {MAX_PARALLELISM}",
+                           doc.locate(("chunking", "max_parallelism"))))
+    elif 0 < n_chunks < parallelism:
+        out.append(Finding("PLAN_PARALLELISM",
+                           f"max_parallelism {parallelism} is more than the {n_chunks} chunk(s) of this plan",
+                           doc.locate(("chunking", "max_parallelism")), severity="warning"))
+    axis = _get(d, ("time_axis",), str)
+    if axis is not None and axis not in vocab.time_axes:
+        out.append(Finding("PLAN_TIME_AXIS", f"time axis {axis!r} is not in the vocabulary",
+                           doc.locate(("time_axis",)), hint=f"known axes: {', '.join(vocab.time_axes)}"))
+    governance = _get(d, ("governance",), dict)
+    if governance is not None and isinstance(governance.get("policy_label"), str):
+        obligations = [o for o in governance.get("obligations", [])
+                       if isinstance(governance.get("obligations"), list) and isinstance(o, dict)
+                       and isinstance(o.get("type"), str)]
+        out.extend(check_label(doc, ("governance",), {"policy_label": governance["policy_label"],
+                                                      "obligations": obligations}, vocab, label_key="policy_label"))
+    reviewers = _get(d, ("reviewers",), list)
+    requester = _get(d, ("requested_by",), str)
+    if reviewers and requester is not None and all(r == requester for r in reviewers):
+        out.append(Finding("PLAN_REVIEWERS", "the only reviewer is the requester",
+                           doc.locate(("reviewers",)), hint="name a steward other than the requester"))
+    expected = _get(d, ("promotion", "expected_dataset_version_id"), str)
+    if expected is not None and expected != VERSION_PLACEHOLDER:
+        try:
+            parse_version_id(expected)
+        except IdentityError as exc:
+            out.append(Finding("PLAN_VERSION_ID", str(exc), doc.locate(("promotion", "expected_dataset_version_id")),
+                               hint=f"leave it as {VERSION_PLACEHOLDER!r}: the backfill's roll-up writes it"))
+    prior = _get(d, ("rollback", "prior_dataset_version_id"), str)
+    if prior is not None and prior != FIRST_RELEASE:
+        try:
+            parse_version_id(prior)
+        except IdentityError as exc:
+            out.append(Finding("PLAN_PRIOR_VERSION", str(exc), doc.locate(("rollback", "prior_dataset_version_id")),
+                               hint='name the version published now, or "" for a first release'))
+    for i in range(len(_get(d, ("expected_outputs",), list) or [])):
+        key = _get(d, ("expected_outputs", i, "partition"), str)
+        if key is None:
+            continue
+        try:
+            parse_key(key)
+        except PeriodError as exc:
+            out.append(Finding("PLAN_EXPECTED_OUTPUT", str(exc), doc.locate(("expected_outputs", i, "partition"))))
+    return out
+
+
+def build_plan(doc: _yaml.Document) -> Plan:
+    """The Plan of a document that passed its schema and the checks beyond it."""
+    d = doc.data
+    chunking = d["chunking"]
+    return Plan(
+        path=Path(doc.path), doc=doc, slug=d["dataset_slug"], start=parse_timestamp(d["window"]["start"]),
+        end=parse_timestamp(d["window"]["end"]), mode=chunking["mode"], timezone=chunking.get("timezone", "UTC"),
+        max_parallelism=int(chunking.get("max_parallelism", 1)), time_axis=d["time_axis"],
+        label=d["governance"]["policy_label"], obligations=tuple(d["governance"]["obligations"]),
+        prior_version=d["rollback"]["prior_dataset_version_id"],
+        expected_version=d["promotion"]["expected_dataset_version_id"],
+        dry_run_first=bool(d["execution"].get("dry_run_first", False)),
+    )
+
+
+def _normalized(ob: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return OBLIGATION_ALIASES.get(ob["type"], ob["type"]), dict(ob.get("params", {}))
+
+
+def _covers(plan_ob: dict[str, Any], contract_ob: dict[str, Any]) -> bool:
+    """Does the plan's obligation keep (or tighten) the contract's?"""
+    pt, pp = _normalized(plan_ob)
+    ct, cp = _normalized(contract_ob)
+    if pt != ct:
+        return False
+    if pp == cp:
+        return True
+    if ct == "remove_attributes":
+        return set(cp.get("fields", [])) <= set(pp.get("fields", []))
+    if ct == "min_count_threshold":
+        return bool(pp.get("min_count", 0) >= cp.get("min_count", 0) and pp.get("group_by") == cp.get("group_by"))
+    if ct == "generalize_geometry":
+        pm, cm = str(pp.get("method", "")), str(cp.get("method", ""))
+        if pm.startswith("round_") and cm.startswith("round_"):
+            return int(pm.split("_")[1]) <= int(cm.split("_")[1])
+    return False
+
+
+def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
+    """The checks that need the dataset's contract and the repository (filesystem only: no git)."""
+    from kfm_gitops.dataset import load_contract
+
+    doc = plan.doc
+    contract = load_contract(config.root, plan.slug, config.vocab)
+    if isinstance(contract, list):
+        if contract and contract[0].code == "DATASET_NOT_FOUND":
+            return [Finding("PLAN_UNKNOWN_DATASET", f"dataset {plan.slug!r} has no contract in this repository",
+                            doc.locate(("dataset_slug",)),
+                            hint=f"expected datasets/{plan.slug}/dataset.yaml; check the slug")]
+        return [Finding("PLAN_DATASET_INVALID", f"the contract of dataset {plan.slug!r} has {len(contract)} error(s)",
+                        doc.locate(("dataset_slug",)), hint=f"run `kfm dataset validate {plan.slug}`")]
+    out: list[Finding] = []
+    axes = contract.time_axes
+    if plan.time_axis not in axes:
+        out.append(Finding("PLAN_TIME_AXIS", f"dataset {plan.slug!r} does not map time axis {plan.time_axis!r}",
+                           doc.locate(("time_axis",)), hint=f"it maps: {', '.join(axes)}"))
+    part = contract.partitioning
+    if plan.timezone != part["timezone"]:
+        out.append(Finding("PLAN_TIMEZONE_MISMATCH",
+                           f"chunking timezone {plan.timezone!r} differs from the partitioning's {part['timezone']!r}",
+                           doc.locate(("chunking", "timezone") if "timezone" in doc.data["chunking"]
+                                      else ("chunking",), key=True),
+                           hint=f"set chunking.timezone: {part['timezone']}"))
+    else:
+        p_mode: Mode = part["mode"]  # type: ignore[assignment]
+        aligned = COARSENESS[plan.mode] >= COARSENESS[p_mode] and not (plan.mode == "weekly" and p_mode != "daily")
+        if not aligned:
+            out.append(Finding("PLAN_CHUNKING_TOO_FINE",
+                               f"{plan.mode} chunks do not cover whole {p_mode} partitions",
+                               doc.locate(("chunking", "mode")),
+                               hint=f"use {p_mode} chunking or coarser"))
+        zone = get_zone(part["timezone"])
+        for key in ("start", "end"):
+            t = plan.start if key == "start" else plan.end
+            if not is_boundary(t, p_mode, zone):
+                before = local_midnight_utc(period_start(local_day(t, zone), p_mode), zone)
+                after = local_midnight_utc(next_start(period_start(local_day(t, zone), p_mode), p_mode), zone)
+                out.append(Finding("PLAN_WINDOW_NOT_ALIGNED",
+                                   f"window.{key} {iso_utc(t)} is not on a {p_mode} partition boundary in "
+                                   f"{part['timezone']}",
+                                   doc.locate(("window", key)),
+                                   hint=f"use {iso_utc(before)} or {iso_utc(after)}"))
+        for i, item in enumerate(doc.data.get("expected_outputs", [])):
+            k_mode, _ = parse_key(item["partition"])
+            if k_mode != p_mode:
+                out.append(Finding("PLAN_EXPECTED_OUTPUT",
+                                   f"{item['partition']!r} is not a {p_mode} partition key",
+                                   doc.locate(("expected_outputs", i, "partition"))))
+            else:
+                from kfm_gitops.periods import period_of_key
+
+                p = period_of_key(item["partition"], zone)
+                if p.start < plan.start or p.end > plan.end:
+                    out.append(Finding("PLAN_EXPECTED_OUTPUT", f"partition {item['partition']} is outside the window",
+                                       doc.locate(("expected_outputs", i, "partition"))))
+    vocab = config.vocab
+    c_rank, p_rank = vocab.label_rank(contract.label), vocab.label_rank(plan.label)
+    if c_rank is not None and p_rank is not None and p_rank < c_rank:
+        out.append(Finding("PLAN_LABEL_LOOSENS",
+                           f"policy_label {plan.label!r} is less restrictive than the dataset's {contract.label!r}",
+                           doc.locate(("governance", "policy_label")),
+                           hint="a plan may tighten the contract's label, never loosen it"))
+    for ob in contract.obligations:
+        if not any(_covers(p, ob) for p in plan.obligations):
+            out.append(Finding("PLAN_OBLIGATION_DROPPED",
+                               f"the dataset's obligation {ob['type']} {ob.get('params', {})} is missing from the plan",
+                               doc.locate(("governance", "obligations")),
+                               hint="copy the contract's obligations into the plan; a plan may only add to them"))
+    releases = config.releases_dir() / plan.slug
+    if plan.prior_version != FIRST_RELEASE:
+        if not (releases / plan.prior_version).is_dir():
+            out.append(Finding("PLAN_PRIOR_VERSION",
+                               f"prior version {plan.prior_version} does not exist under releases/{plan.slug}/",
+                               doc.locate(("rollback", "prior_dataset_version_id")),
+                               hint='name an existing version, or "" for a first release'))
+    elif releases.is_dir() and any(
+        p.is_dir() and p.name != "runs" and (p / "promotion-manifest.json").is_file() for p in releases.iterdir()
+    ):
+        out.append(Finding("PLAN_PRIOR_VERSION",
+                           f"this plan says first release, but versions of {plan.slug} exist under releases/",
+                           doc.locate(("rollback", "prior_dataset_version_id")), severity="warning",
+                           hint="name the version published now as the base, or this backfill drops its partitions"))
+    return out
+
+
+def check_plan(path: Path, *, config: Config | None, shown: str | None = None) -> tuple[Plan | None, list[Finding]]:
+    """Every finding for one plan file. ``config`` None means standalone (no repository checks)."""
+    doc = _yaml.load(path, shown=shown)
+    if isinstance(doc, list):
+        return None, doc
+    vocab = config.vocab if config is not None else Vocabularies()
+    findings = schema.validate(doc, "plan") + check_semantics(doc, vocab)
+    if any(f.severity == "error" for f in findings):
+        return None, findings
+    plan = build_plan(doc)
+    if config is not None:
+        findings.extend(check_against_repository(plan, config))
+        if any(f.severity == "error" for f in findings):
+            return None, findings
+    return plan, findings
+
+
+def load_plan(path: Path, config: Config | None) -> Plan:
+    """A plan that must be valid, for commands that act on it; raises with every finding otherwise."""
+    from kfm_gitops.errors import FindingsError
+
+    plan, findings = check_plan(path, config=config)
+    if plan is None:
+        raise FindingsError([f for f in findings if f.severity == "error"] or findings)
+    return plan
+
+
+# --- kfm plan new -------------------------------------------------------------------------------------------------
+
+TEMPLATE = """\
+# Backfill plan for {slug}. Review it in a pull request; `kfm plan validate {path}` checks it.
+# Fields follow the pipeline backfill runbook. Timestamps need an explicit offset; the window is [start, end).
+runbook: docs/runbooks/pipelines/rb-pipeline-backfill.md
+dataset_slug: {slug}
+reason: {reason}
+requested_by: {requested_by}
+# Stewards and engineers who review this plan; at least one other than the requester.
+reviewers:{reviewers}
+
+# The axis the window slices: event_time, valid_time (interval overlap) or transaction_time.
+time_axis: {time_axis}
+window:
+  start: "{start}"
+  end: "{end}"
+chunking:
+  mode: {mode}  # daily, weekly, monthly, quarterly or yearly; whole partitions of the dataset
+  max_parallelism: {parallelism}
+  timezone: {timezone}
+
+governance:
+  # The upstream licence or terms for this window (a URI or a repository path); snapshotted into RAW.
+  upstream_terms_snapshot: {terms}
+  policy_label: {label}
+  # The dataset's obligations, plus any this backfill adds (generalize_geometry, remove_attributes, ...).
+  obligations:{obligations}
+
+execution:
+  runner: kfm backfill run
+  dry_run_first: true
+  receipts_required: true  # never optional
+
+promotion:
+  # Written by the roll-up of `kfm backfill run`; leave the placeholder until then.
+  expected_dataset_version_id: "{placeholder}"
+  release_manifest_required: true  # never optional
+
+rollback:
+  strategy: repoint published to prior dataset_version_id
+  # The version published when this plan was made; "" for a first release.
+  prior_dataset_version_id: "{prior}"
+
+# Optional: links that make review cheap.
+references:
+  incidents: []
+  missing_intervals: []
+"""
+
+
+def _yaml_str(value: str) -> str:
+    """A YAML 1.2 double-quoted scalar (JSON strings are valid YAML)."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _yaml_flow(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def render_template(*, slug: str, path: str, reason: str, requested_by: str, reviewers: list[str], time_axis: str,
+                    start: datetime, end: datetime, mode: str, parallelism: int, timezone: str, terms: str,
+                    label: str, obligations: list[dict[str, Any]], prior: str) -> str:
+    rev = "".join(f"\n  - {_yaml_str(r)}" for r in reviewers) if reviewers else " []  # TODO: name a steward"
+    obs = "".join(f"\n    - {_yaml_flow(o)}" for o in obligations) if obligations else " []"
+    return TEMPLATE.format(
+        slug=slug, path=path, reason=_yaml_str(reason), requested_by=_yaml_str(requested_by), reviewers=rev,
+        time_axis=time_axis, start=iso_utc(start) if start.utcoffset() == UTC.utcoffset(None) else start.isoformat(),
+        end=iso_utc(end) if end.utcoffset() == UTC.utcoffset(None) else end.isoformat(), mode=mode,
+        parallelism=parallelism, timezone=timezone, terms=_yaml_str(terms), label=label, obligations=obs,
+        placeholder=VERSION_PLACEHOLDER, prior=prior,
+    )
+
+
+def parse_window(text: str) -> tuple[datetime, datetime]:
+    """START/END, each an RFC 3339 timestamp with an offset, or a date (taken as midnight UTC)."""
+    from kfm_gitops.errors import UsageError
+
+    if text.count("/") != 1:
+        raise UsageError(f"--window {text!r} is not START/END",
+                         hint="e.g. --window 2023-01-01T00:00:00Z/2023-04-01T00:00:00Z")
+    out: list[datetime] = []
+    for part in text.split("/"):
+        part = part.strip()
+        if len(part) == 10:
+            part += "T00:00:00Z"
+        try:
+            out.append(parse_timestamp(part))
+        except PeriodError as exc:
+            raise UsageError(f"--window: {exc}",
+                             hint="write timestamps with an offset, e.g. 2023-01-01T00:00:00Z") from exc
+    return out[0], out[1]
+
+
+def new_plan_path(config: Config, slug: str, today: datetime | None = None) -> Path:
+    day = (today or datetime.now(UTC)).strftime("%Y%m%d")
+    return config.plans_dir() / slug / f"backfill-{day}-{secrets.token_hex(3)}.yml"
+
+
+def write_new_plan(path: Path, text: str) -> None:
+    atomic_write(path, text.encode("utf-8"), exclusive=True)
+
+
+def set_expected_version(path: Path, version_id: str) -> None:
+    """Write the roll-up's version id into the plan, keeping its comments and layout."""
+    parse_version_id(version_id)
+
+    def mutate(doc: Any) -> None:
+        doc["promotion"]["expected_dataset_version_id"] = version_id
+
+    _yaml.edit(path, mutate)
+
+
+__all__ = [
+    "Plan",
+    "check_plan",
+    "display_path",
+    "load_plan",
+    "new_plan_path",
+    "parse_window",
+    "render_template",
+    "set_expected_version",
+    "write_new_plan",
+]

@@ -1,0 +1,148 @@
+"""`kfm init`: scaffold a governed repository with its two branches, adding only what is missing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kfm_gitops import _git
+from kfm_gitops._fs import atomic_write
+from kfm_gitops.config import CONFIG_NAME, OBLIGATION_TYPES, POLICY_LABELS, QUARANTINE_REASONS, TIME_AXES
+from kfm_gitops.errors import KfmError
+
+KFM_YAML = f"""\
+# kfm-gitops repository configuration. It is identical on the main and release branches; change it through a
+# reviewed pull request (CODEOWNERS), because every gate reads it.
+kfm_config_version: v1
+
+# The content-addressed object store for data bytes (write-once, named by sha256).
+# KFM_STORE or --store override it; s3://, gs:// and az:// URLs go through fsspec.
+store: .kfm/objects
+
+branches:
+  main: main                # plans and append-only evidence
+  release: release          # published pointers, the audit ledger, incident notes
+  published_prefix: published/
+
+# Vocabularies. Policy labels are ordered from least to most restrictive: a plan may tighten a dataset's label,
+# never loosen it. Unknown terms are denied.
+vocabularies:
+  time_axes: [{", ".join(TIME_AXES)}]
+  policy_labels: [{", ".join(POLICY_LABELS)}]
+  obligation_types: [{", ".join(OBLIGATION_TYPES)}]
+  quarantine_reasons: [{", ".join(QUARANTINE_REASONS)}]
+
+# Who holds which role (principals as they appear in reviews and Approved-by trailers).
+roles:
+  steward: []
+  release_manager: []
+
+# The approvals each policy label needs before promotion.
+approvals:
+  public: [{{role: steward, min: 1}}]
+  public_generalized: [{{role: steward, min: 1}}]
+  internal: [{{role: steward, min: 1}}]
+  restricted: [{{role: steward, min: 2}}]
+  restricted_sensitive_location: [{{role: steward, min: 2}}]
+  embargoed: [{{role: steward, min: 2}}]
+"""
+
+GITIGNORE = """\
+# kfm's local object store, staging area and lock: data bytes never go into git.
+.kfm/
+"""
+
+PRE_COMMIT_CONFIG = """\
+# The same checks as CI, on every commit: `pre-commit install` once per clone.
+repos:
+  - repo: local
+    hooks:
+      - id: kfm-plan-validate
+        name: kfm plan validate
+        entry: kfm plan validate
+        language: unsupported
+        files: ^plans/.+\\.ya?ml$
+      - id: kfm-dataset-validate
+        name: kfm dataset validate
+        entry: kfm dataset validate
+        language: unsupported
+        files: ^datasets/[^/]+/(dataset|pipeline)\\.yaml$
+"""
+
+KEEP = b""
+
+# Files every governed repository has on main. Those in SHARED are on release too, byte for byte.
+SCAFFOLD: dict[str, bytes] = {
+    CONFIG_NAME: KFM_YAML.encode(),
+    ".gitignore": GITIGNORE.encode(),
+    ".pre-commit-config.yaml": PRE_COMMIT_CONFIG.encode(),
+    "datasets/.gitkeep": KEEP,
+    "plans/.gitkeep": KEEP,
+    "policies/.gitkeep": KEEP,
+    "releases/.gitkeep": KEEP,
+    "data/raw/.gitkeep": KEEP,
+    ".github/workflows/.gitkeep": KEEP,
+}
+SHARED: tuple[str, ...] = (CONFIG_NAME, ".gitignore", ".github/workflows/.gitkeep")
+
+
+@dataclass(slots=True)
+class InitResult:
+    root: Path
+    created_repository: bool = False
+    added: list[str] = field(default_factory=list)
+    main_commit: str | None = None
+    release_commit: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def init(directory: Path, extra: dict[str, bytes] | None = None, message: str = "kfm init: governed repository"
+         ) -> InitResult:
+    """Make ``directory`` a governed repository. Existing files are never changed; missing ones are added and
+    committed on main; the release branch is created (an orphan holding the shared files) when missing."""
+    directory.mkdir(parents=True, exist_ok=True)
+    root = directory.resolve()
+    result = InitResult(root)
+    repo = _git.discover(root)
+    if repo is not None and _git.workdir(repo).resolve() != root:
+        raise KfmError(f"{root} is inside the git repository at {_git.workdir(repo)}",
+                       hint="run kfm init at the top of the repository")
+    if repo is None:
+        repo = _git.init(root, "main")
+        result.created_repository = True
+    main = "main"
+    branch = _git.current_branch(repo)
+    if branch != main:
+        raise KfmError(f"HEAD is on {branch or 'a detached commit'}, not {main}",
+                       hint=f"check out {main} and run kfm init again")
+    wanted = {**SCAFFOLD, **(extra or {})}
+    for rel, data in wanted.items():
+        target = root / rel
+        if target.exists() or target.is_symlink():
+            continue
+        atomic_write(target, data)
+        result.added.append(rel)
+    head = _git.branch_head(repo, main)
+    tracked = _git.list_tree(repo, head) if head is not None else {}
+    # Commit what kfm added; on a repository with no commit yet, also the scaffold files that were already there.
+    to_commit = sorted(rel for rel in wanted if rel not in tracked and (root / rel).is_file()
+                       and (rel in result.added or head is None))
+    if to_commit:
+        result.main_commit = str(_git.commit_index_paths(repo, main, to_commit, message))
+        head = _git.branch_head(repo, main)
+    assert head is not None
+    main_files = _git.list_tree(repo, head)
+    release = "release"
+    shared = {rel: main_files[rel] for rel in SHARED if rel in main_files}
+    rhead = _git.branch_head(repo, release)
+    if rhead is None:
+        result.release_commit = str(_git.commit_files(repo, release, shared, "kfm init: release branch", orphan=True))
+    else:
+        rfiles = _git.list_tree(repo, rhead)
+        missing = {rel: data for rel, data in shared.items() if rel not in rfiles}
+        for rel in shared:
+            if rel in rfiles and rfiles[rel] != shared[rel]:
+                result.notes.append(f"{rel} differs between main and release; make them identical in a PR")
+        if missing:
+            result.release_commit = str(_git.commit_files(repo, release, missing, "kfm init: shared files"))
+    return result
