@@ -1,4 +1,4 @@
-"""YAML 1.2 loading with positions, for every file a person writes (plans, contracts, kfm.yaml).
+"""YAML 1.2 (core schema) loading with positions, for every file a person writes (plans, contracts, kfm.yaml).
 
 Loading is strict: one document, a mapping at the top, no duplicate keys, an alias/expansion budget (so a
 "billion laughs" file is refused by counting, not by a timeout), timestamps kept as the strings written, and every
@@ -8,6 +8,7 @@ error located at file:line:col. ``edit`` changes a file in round trip, so commen
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,176 +50,231 @@ class Document:
         return Location(self.path, line, col)
 
 
-def _yaml_factory() -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.constructor import RoundTripConstructor
+# YAML 1.2 core schema: the only implicit types. Everything else plain is a string (timestamps included).
+_NULL = re.compile(r"~|null|Null|NULL|")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT10 = re.compile(r"[-+]?[0-9]+")
+_INT8 = re.compile(r"0o[0-7]+")
+_INT16 = re.compile(r"0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_INF = re.compile(r"[-+]?\.(inf|Inf|INF)")
+_NAN = re.compile(r"\.(nan|NaN|NAN)")
+_CORE = "tag:yaml.org,2002:"
 
-    class _Constructor(RoundTripConstructor):
-        pass
 
-    # Timestamps stay the strings that were written: schema types stay honest, and a naive timestamp is seen.
-    _Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_str)
-    yaml = YAML(typ="rt")
-    yaml.Constructor = _Constructor
-    yaml.allow_duplicate_keys = False
-    return yaml
+# An explicit core tag accepts a plain value that resolves to its type.
+_EXPLICIT: dict[str, Any] = {
+    _CORE + "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    _CORE + "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    _CORE + "bool": lambda v: isinstance(v, bool),
+    _CORE + "null": lambda v: v is None,
+}
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str, mark: Any, hint: str | None = None) -> None:
+        self.code, self.message, self.mark, self.hint = code, message, mark, hint
+
+
+def _resolve_plain(value: str) -> Any:
+    if _NULL.fullmatch(value):
+        return None
+    if value in _BOOL:
+        return _BOOL[value]
+    if _INT10.fullmatch(value):
+        return int(value, 10)
+    if _INT8.fullmatch(value):
+        return int(value[2:], 8)
+    if _INT16.fullmatch(value):
+        return int(value[2:], 16)
+    if _FLOAT.fullmatch(value):
+        return float(value)
+    if _INF.fullmatch(value):
+        return float("-inf") if value.startswith("-") else float("inf")
+    if _NAN.fullmatch(value):
+        return float("nan")
+    return value
+
+
+def _scalar(event: Any) -> Any:
+    tag, value = event.tag, event.value
+    plain = event.implicit[0] and not event.style
+    if tag in (None, "!"):
+        return _resolve_plain(value) if plain else value
+    if tag == _CORE + "str":
+        return value
+    if tag in _EXPLICIT:
+        resolved = _resolve_plain(value)
+        name = tag[len(_CORE):]
+        if _EXPLICIT[tag](resolved):
+            return float(resolved) if name == "float" else resolved
+        raise _Refused("YAML_TAG", f"{value!r} is not a valid {tag[len(_CORE):]}", event.start_mark)
+    raise _Refused("YAML_TAG", f"the tag {tag} is not allowed here", event.start_mark,
+                   "plain YAML only: strings, numbers, booleans, null, lists and mappings")
+
+
+class _Frame:
+    __slots__ = ("anchor", "explicit", "key", "key_mark", "mark", "merges", "path", "size", "value")
+
+    def __init__(self, value: Any, path: JsonPath, mark: Any, anchor: str | None) -> None:
+        self.value = value
+        self.path = path
+        self.mark = mark
+        self.anchor = anchor
+        self.size = 1
+        self.key: Any = _NO_KEY
+        self.key_mark: Any = None
+        self.explicit: set[str] = set()
+        self.merges: list[Any] = []
+
+
+_NO_KEY = object()
+
+
+def _build(text: str, shown: str) -> Document:
+    """Compose one document from the parser's events, with every position and every limit checked as it goes.
+
+    Events come from libyaml when PyYAML has it (fast) or from PyYAML's pure parser; neither recurses, so a deep
+    or huge file cannot overflow a stack, and nothing is expanded before it is counted.
+    """
+    import yaml
+
+    loader = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+    keys: dict[JsonPath, tuple[int, int]] = {}
+    values: dict[JsonPath, tuple[int, int]] = {}
+    anchors: dict[str, tuple[Any, int]] = {}
+    stack: list[_Frame] = []
+    root: Any = _NO_KEY
+    documents = 0
+    expanded = 0
+    aliases = 0
+
+    def pos(mark: Any) -> tuple[int, int]:
+        return int(mark.line) + 1, int(mark.column) + 1
+
+    def child_path() -> JsonPath:
+        top = stack[-1]
+        if isinstance(top.value, list):
+            return (*top.path, len(top.value))
+        return (*top.path, top.key)
+
+    def attach(value: Any, mark: Any, size: int, is_scalar_key_candidate: bool) -> None:
+        nonlocal root, expanded
+        expanded += size
+        if expanded > MAX_EXPANDED_NODES:
+            raise _Refused("YAML_ALIAS_BUDGET", f"the document expands to more than {MAX_EXPANDED_NODES} nodes",
+                           mark, "write the values out instead of nesting anchors and aliases")
+        if not stack:
+            root = value
+            return
+        top = stack[-1]
+        top.size += size
+        if isinstance(top.value, list):
+            path = (*top.path, len(top.value))
+            keys[path] = values[path] = pos(mark)
+            top.value.append(value)
+            return
+        if top.key is _NO_KEY:
+            if not is_scalar_key_candidate or not isinstance(value, str):
+                raise _Refused("YAML_KEY_NOT_STRING", f"key {value!r} is not a string; quote it", mark)
+            if value in top.explicit:
+                raise _Refused("YAML_DUPLICATE_KEY", f"duplicate key {value!r}", mark,
+                               "each key may appear once in a mapping")
+            top.key, top.key_mark = value, mark
+            return
+        key = top.key
+        top.key = _NO_KEY
+        if key == "<<" and (isinstance(value, dict) or (
+                isinstance(value, list) and all(isinstance(v, dict) for v in value))):
+            top.merges.extend(value if isinstance(value, list) else [value])
+            return
+        path = (*top.path, key)
+        keys[path] = pos(top.key_mark)
+        values[path] = pos(mark)
+        top.explicit.add(key)
+        top.value[key] = value
+
+    try:
+        events: Iterator[Any] = yaml.parse(text, Loader=loader)
+        for event in events:
+            kind = type(event).__name__
+            if kind == "ScalarEvent":
+                value = _scalar(event)
+                if event.anchor:
+                    anchors[event.anchor] = (value, 1)
+                attach(value, event.start_mark, 1, True)
+            elif kind in ("MappingStartEvent", "SequenceStartEvent"):
+                if event.tag not in (None, "!", _CORE + "map", _CORE + "seq"):
+                    raise _Refused("YAML_TAG", f"the tag {event.tag} is not allowed here", event.start_mark,
+                                   "plain YAML only: strings, numbers, booleans, null, lists and mappings")
+                if len(stack) >= MAX_DEPTH:
+                    raise _Refused("YAML_TOO_DEEP", f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+                path = child_path() if stack else ()
+                if not stack:
+                    values[()] = pos(event.start_mark)
+                elif stack[-1].key is _NO_KEY and isinstance(stack[-1].value, dict):
+                    raise _Refused("YAML_KEY_NOT_STRING", "a key must be a string, not a list or mapping",
+                                   event.start_mark)
+                stack.append(_Frame({} if kind == "MappingStartEvent" else [], path, event.start_mark,
+                                    event.anchor))
+            elif kind in ("MappingEndEvent", "SequenceEndEvent"):
+                frame = stack.pop()
+                for merged in frame.merges:
+                    for k, v in merged.items():
+                        frame.value.setdefault(k, v)
+                if frame.anchor:
+                    anchors[frame.anchor] = (frame.value, frame.size)
+                # The frame's children were counted as they came: the budget takes only the frame itself, its
+                # parent's size (for the anchors that may name it) takes the whole subtree.
+                if stack:
+                    stack[-1].size += frame.size - 1
+                attach(frame.value, frame.mark, 1, False)
+            elif kind == "AliasEvent":
+                if event.anchor not in anchors:
+                    raise _Refused("YAML_SYNTAX", f"alias *{event.anchor} names no anchor", event.start_mark)
+                value, size = anchors[event.anchor]
+                aliases += 1
+                if aliases > MAX_ALIASES:
+                    raise _Refused("YAML_ALIAS_BUDGET", f"more than {MAX_ALIASES} aliases", event.start_mark,
+                                   "write the values out instead of nesting anchors and aliases")
+                attach(value, event.start_mark, size, True)
+            elif kind == "DocumentStartEvent":
+                documents += 1
+                if documents > 1:
+                    raise _Refused("YAML_MULTIPLE_DOCUMENTS", "several YAML documents in one file; exactly one is "
+                                   "expected", event.start_mark, "remove the '---' separators and split the file")
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        if "nesting depth" in problem:  # libyaml's own limit, far above ours
+            raise _Refused("YAML_TOO_DEEP", f"nesting deeper than {MAX_DEPTH} levels", mark) from exc
+        raise _Refused("YAML_SYNTAX", f"invalid YAML: {problem}", mark, "fix the YAML syntax at this position") from exc
+    except yaml.YAMLError as exc:
+        raise _Refused("YAML_SYNTAX", f"invalid YAML: {exc}", None) from exc
+    if root is _NO_KEY:
+        raise _Refused("FILE_EMPTY", "the file holds no YAML document", None)
+    if not isinstance(root, dict):
+        raise _Refused("YAML_NOT_MAPPING", "the top level must be a mapping of keys to values", None)
+    return Document(shown, root, keys, values)
+
+
+def loads(text: str, shown: str) -> Document | list[Finding]:
+    """Parse one YAML 1.2 document whose top level must be a mapping."""
+    try:
+        doc = _build(text, shown)
+    except _Refused as exc:
+        where = _mark_location(shown, exc.mark) if exc.mark is not None else Location(shown, 1, 1)
+        return [Finding(exc.code, exc.message, where, hint=exc.hint)]
+    bad = next(_non_finite(doc.data, ()), None)
+    if bad is not None:
+        return [Finding("YAML_NOT_FINITE", "NaN and infinite numbers are not allowed", doc.locate(bad))]
+    return doc
 
 
 def _mark_location(shown: str, mark: Any) -> Location:
     if mark is None:
         return Location(shown)
     return Location(shown, int(mark.line) + 1, int(mark.column) + 1)
-
-
-def _expanded_size(root: Any) -> tuple[int, int]:
-    """(number of nodes once every alias is expanded, number of alias references), without expanding."""
-    from ruamel.yaml.nodes import MappingNode, SequenceNode
-
-    memo: dict[int, int] = {}
-    seen_count: dict[int, int] = {}
-
-    def size(node: Any, depth: int) -> int:
-        if depth > MAX_DEPTH:
-            raise _TooDeep()
-        nid = id(node)
-        seen_count[nid] = seen_count.get(nid, 0) + 1
-        if nid in memo:
-            return memo[nid]
-        total = 1
-        if isinstance(node, SequenceNode):
-            for child in node.value:
-                total += size(child, depth + 1)
-        elif isinstance(node, MappingNode):
-            for k, v in node.value:
-                total += size(k, depth + 1) + size(v, depth + 1)
-        memo[nid] = total
-        return total
-
-    n = size(root, 0)
-    aliases = sum(c - 1 for c in seen_count.values())
-    return n, aliases
-
-
-class _TooDeep(Exception):
-    pass
-
-
-def _plain(obj: Any, path: JsonPath, keys: dict[JsonPath, tuple[int, int]],
-           values: dict[JsonPath, tuple[int, int]], depth: int) -> Any:
-    """Convert ruamel's round-trip objects to plain JSON-like data, recording positions."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    if depth > MAX_DEPTH:
-        raise _TooDeep()
-    if isinstance(obj, CommentedMap):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            key = k if isinstance(k, str) else _nonstring_key(k)
-            child = (*path, key)
-            try:
-                kl, kc = obj.lc.key(k)
-                keys[child] = (kl + 1, kc + 1)
-                vl, vc = obj.lc.value(k)
-                values[child] = (vl + 1, vc + 1)
-            except (KeyError, TypeError):  # merged keys carry no position of their own
-                pass
-            out[str(key)] = _plain(v, child, keys, values, depth + 1)
-        return out
-    if isinstance(obj, CommentedSeq):
-        items: list[Any] = []
-        for i, v in enumerate(obj):
-            child = (*path, i)
-            try:
-                il, ic = obj.lc.item(i)
-                values[child] = (il + 1, ic + 1)
-                keys[child] = (il + 1, ic + 1)
-            except (KeyError, TypeError):
-                pass
-            items.append(_plain(v, child, keys, values, depth + 1))
-        return items
-    if isinstance(obj, bool) or obj is None:
-        return obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        return float(obj)
-    if isinstance(obj, str):
-        return str(obj)
-    return str(obj)  # dates and other scalars: as written
-
-
-class _NonStringKey(Exception):
-    def __init__(self, key: object) -> None:
-        self.key = key
-
-
-def _nonstring_key(k: object) -> str:
-    raise _NonStringKey(k)
-
-
-def loads(text: str, shown: str) -> Document | list[Finding]:
-    """Parse one YAML document whose top level must be a mapping."""
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    yaml = _yaml_factory()
-    top = Location(shown, 1, 1)
-    try:
-        nodes = list(yaml.compose_all(text))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        return [Finding("YAML_SYNTAX", f"invalid YAML: {problem}", _mark_location(shown, mark),
-                        hint="fix the YAML syntax at this position")]
-    except RecursionError:
-        return [Finding("YAML_TOO_DEEP", f"nesting deeper than {MAX_DEPTH} levels", top)]
-    except YAMLError as exc:
-        return [Finding("YAML_SYNTAX", f"invalid YAML: {exc}", top)]
-    docs = [n for n in nodes if n is not None]
-    if not docs:
-        return [Finding("FILE_EMPTY", "the file holds no YAML document", top)]
-    if len(docs) > 1:
-        second = docs[1]
-        return [Finding("YAML_MULTIPLE_DOCUMENTS",
-                        f"{len(docs)} YAML documents in one file; exactly one is expected",
-                        _mark_location(shown, second.start_mark),
-                        hint="remove the '---' separators and split the file")]
-    root = docs[0]
-    try:
-        expanded, aliases = _expanded_size(root)
-    except (_TooDeep, RecursionError):
-        return [Finding("YAML_TOO_DEEP", f"nesting deeper than {MAX_DEPTH} levels", top)]
-    if aliases > MAX_ALIASES or expanded > MAX_EXPANDED_NODES:
-        return [Finding("YAML_ALIAS_BUDGET",
-                        f"aliases expand to {expanded} nodes ({aliases} alias references); the budget is "
-                        f"{MAX_EXPANDED_NODES} nodes and {MAX_ALIASES} aliases",
-                        top, hint="write the values out instead of nesting anchors and aliases")]
-    from ruamel.yaml.nodes import MappingNode
-
-    if not isinstance(root, MappingNode):
-        return [Finding("YAML_NOT_MAPPING", "the top level must be a mapping of keys to values",
-                        _mark_location(shown, root.start_mark))]
-    try:
-        obj = yaml.constructor.construct_document(root)
-    except MarkedYAMLError as exc:
-        code = "YAML_DUPLICATE_KEY" if type(exc).__name__ == "DuplicateKeyError" else "YAML_SYNTAX"
-        problem = (exc.problem or "invalid YAML").split("\n")[0]
-        return [Finding(code, problem, _mark_location(shown, exc.problem_mark or exc.context_mark),
-                        hint="each key may appear once in a mapping" if code == "YAML_DUPLICATE_KEY" else None)]
-    except (YAMLError, ValueError, TypeError) as exc:
-        return [Finding("YAML_SYNTAX", f"invalid YAML: {exc}", top)]
-    keys: dict[JsonPath, tuple[int, int]] = {}
-    values: dict[JsonPath, tuple[int, int]] = {(): (root.start_mark.line + 1, root.start_mark.column + 1)}
-    try:
-        data = _plain(obj, (), keys, values, 0)
-    except _TooDeep:
-        return [Finding("YAML_TOO_DEEP", f"nesting deeper than {MAX_DEPTH} levels", top)]
-    except _NonStringKey as exc:
-        return [Finding("YAML_KEY_NOT_STRING", f"key {exc.key!r} is not a string; quote it", top)]
-    bad = next(_non_finite(data, ()), None)
-    if bad is not None:
-        return [Finding("YAML_NOT_FINITE", "NaN and infinite numbers are not allowed",
-                        Document(shown, data, keys, values).locate(bad))]
-    return Document(shown, data, keys, values)
 
 
 def _non_finite(obj: Any, path: JsonPath) -> Iterator[JsonPath]:

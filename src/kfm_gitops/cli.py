@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -153,11 +152,12 @@ def plan_chunks(file: str, fmt: str, standalone: bool) -> int:
 @click.option("--time-axis", default=None, help="default: the axis the dataset is partitioned on")
 @click.option("--requested-by", default=None, help="default: git user.email, else $USER")
 @click.option("--reviewer", "reviewers", multiple=True, help="a reviewer (steward); repeat for several")
-@click.option("--max-parallelism", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option("--max-parallelism", type=click.IntRange(1, 64), default=None,
+              help="chunks run at once (default: 2, or 1 for a one-chunk plan)")
 @click.option("--prior", default=None, help='the version published now ("" for a first release)')
 @click.option("--terms", default=None, help="upstream licence/terms snapshot source (URI or repository path)")
 def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | None, requested_by: str | None,
-             reviewers: tuple[str, ...], max_parallelism: int, prior: str | None, terms: str | None) -> int:
+             reviewers: tuple[str, ...], max_parallelism: int | None, prior: str | None, terms: str | None) -> int:
     """Write plans/SLUG/backfill-YYYYMMDD-<hex6>.yml from the commented template."""
     from kfm_gitops._fs import display_path
     from kfm_gitops.dataset import load_contract
@@ -175,6 +175,11 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
     if isinstance(contract, list):
         raise FindingsError(contract, f"dataset {slug!r} has no valid contract")
     part = contract.partitioning
+    if max_parallelism is None:
+        from kfm_gitops.periods import Mode, get_zone, periods
+
+        n = len(periods(start, end, cast("Mode", mode), get_zone(part["timezone"]), limit=2))
+        max_parallelism = min(2, max(1, n))
     path = new_plan_path(cfg, slug)
     text = render_template(
         slug=slug, path=os.path.relpath(path, cfg.root), reason=reason,
@@ -334,6 +339,12 @@ def _print_findings(exc: FindingsError) -> None:
         click.echo(f"  {f.text()}", err=True)
 
 
+def _traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("KFM_DEBUG") == "1"
@@ -352,19 +363,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
     except FindingsError as exc:
         if debug:
-            traceback.print_exc()
+            _traceback()
         _print_findings(exc)
         return exc.exit_code
     except KfmError as exc:
         if debug:
-            traceback.print_exc()
+            _traceback()
         click.echo(f"kfm: {exc.diagnostics()}", err=True)
         return exc.exit_code
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:
         if debug:
-            traceback.print_exc()
+            _traceback()
         click.echo(f"kfm: internal error: {type(exc).__name__}: {exc}", err=True)
         click.echo("  hint: re-run with --debug for a traceback, and report it", err=True)
         return EXIT_INTERNAL

@@ -80,8 +80,9 @@ def month_rows(month: str) -> dict[str, list[str]]:
             when = datetime(start.year, start.month, start.day, tzinfo=UTC) + timedelta(seconds=t)
             county, lon, lat = rng.choice(COUNTIES)
             kind, magnitude, injuries = _event(rng)
-            x = round(lon + rng.uniform(-0.2, 0.2), 4)
-            y = round(lat + rng.uniform(-0.2, 0.2), 4)
+            # Jitter around the county centre, kept inside the state's extent.
+            x = min(max(round(lon + rng.uniform(-0.2, 0.2), 4), -102.0), -94.62)
+            y = min(max(round(lat + rng.uniform(-0.2, 0.2), 4), 37.0), 40.0)
             rows.append(",".join((
                 f"KS-{month.replace('-', '')}-{n:04d}", when.strftime("%Y-%m-%dT%H:%M:%SZ"), county, kind,
                 magnitude, injuries, rng.choice(SOURCES), f"{x:.4f}", f"{y:.4f}",

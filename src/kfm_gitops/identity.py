@@ -16,8 +16,11 @@ from typing import Any
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 ZERO_DIGEST = "sha256:" + "0" * 64
 SLUG_RE = re.compile(r"[a-z0-9_]+")
-VERSION_ID_RE = re.compile(r"(?P<slice>\d{4}(?:-\d{2}(?:-\d{2})?)?)\.(?P<spec8>[0-9a-f]{8})\.(?P<content8>[0-9a-f]{8})")
-RUN_ID_RE = re.compile(r"kfm://run/(?P<name>(?P<time>\d{8}T\d{6}Z)\.(?P<chunk>[0-9A-Za-z-]+)\.(?P<suffix>[0-9a-f]{8}))")
+# [0-9], not \d: \d matches every Unicode digit, and ids are ASCII.
+VERSION_ID_RE = re.compile(
+    r"(?P<slice>[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?)\.(?P<spec8>[0-9a-f]{8})\.(?P<content8>[0-9a-f]{8})")
+RUN_ID_RE = re.compile(
+    r"kfm://run/(?P<name>(?P<time>[0-9]{8}T[0-9]{6}Z)\.(?P<chunk>[0-9A-Za-z-]+)\.(?P<suffix>[0-9a-f]{8}))")
 VERSION_PLACEHOLDER = "<to-be-computed>"
 
 
@@ -95,6 +98,16 @@ def dataset_version_id(spec: str, partitions: Sequence[PartitionContent]) -> str
     check_digest(spec)
     if not partitions:
         raise IdentityError("a version needs at least one partition")
+    from kfm_gitops.periods import PeriodError, parse_key
+
+    modes = set()
+    for p in partitions:
+        try:
+            modes.add(parse_key(p.partition)[0])
+        except PeriodError as exc:
+            raise IdentityError(f"partition {p.partition!r}: {exc}") from exc
+    if len(modes) != 1:
+        raise IdentityError(f"a version's partitions are all of one mode, not {sorted(modes)}")
     slice_key = max(p.partition for p in partitions)
     return f"{slice_key}.{spec[7:15]}.{content_hash(partitions)[7:15]}"
 
@@ -135,6 +148,15 @@ def parse_run_id(value: str) -> dict[str, str]:
     m = RUN_ID_RE.fullmatch(value) if isinstance(value, str) else None
     if not m:
         raise IdentityError(f"{value!r} is not a run id (kfm://run/<YYYYMMDDTHHMMSSZ>.<chunk key>.<8 hex>)")
+    from datetime import datetime
+
+    from kfm_gitops.periods import PeriodError, parse_key
+
+    try:
+        datetime.strptime(m["time"], "%Y%m%dT%H%M%SZ")
+        parse_key(m["chunk"])
+    except (ValueError, PeriodError) as exc:
+        raise IdentityError(f"{value!r} is not a run id: {exc}") from exc
     return {"folder": m["name"], "time": m["time"], "chunk": m["chunk"], "suffix": m["suffix"]}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import cache
 from typing import Literal
 
 Mode = Literal["daily", "weekly", "monthly", "quarterly", "yearly"]
@@ -23,14 +24,31 @@ class PeriodError(ValueError):
     pass
 
 
+# Names in a zoneinfo folder that are not zones of their own: the host's local zone, and POSIX defaults.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory", "leapseconds", "leap-seconds.list", "tzdata.zi",
+                        "zone.tab", "zone1970.tab", "iso3166.tab", "zonenow.tab", "SECURITY"})
+
+
+@cache
 def get_zone(name: str) -> tzinfo:
-    """An IANA zone by name; ``UTC`` is always available."""
-    if name in ("UTC", "Etc/UTC", "Z"):
+    """An IANA zone by name, from the pinned tzdata package (the same rules on every machine)."""
+    if name in ("UTC", "Etc/UTC"):
         return UTC
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    if not re.fullmatch(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*", name):
+    if name in _NOT_ZONES or not re.fullmatch(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*", name, re.ASCII):
         raise PeriodError(f"{name!r} is not an IANA timezone name")
+    try:
+        from importlib import resources
+
+        data = resources.files("tzdata").joinpath("zoneinfo", *name.split("/"))
+        if data.is_file():
+            with data.open("rb") as fh:
+                return ZoneInfo.from_file(fh, key=name)
+    except ModuleNotFoundError:  # no tzdata package: the system's database
+        pass
+    except ValueError as exc:
+        raise PeriodError(f"{name!r} is not an IANA timezone name") from exc
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
@@ -83,11 +101,11 @@ def key_of(start: date, mode: Mode) -> str:
 
 
 _KEY_PATTERNS: tuple[tuple[Mode, re.Pattern[str]], ...] = (
-    ("daily", re.compile(r"(\d{4})-(\d{2})-(\d{2})")),
-    ("weekly", re.compile(r"(\d{4})-W(\d{2})")),
-    ("monthly", re.compile(r"(\d{4})-(\d{2})")),
-    ("quarterly", re.compile(r"(\d{4})-Q([1-4])")),
-    ("yearly", re.compile(r"(\d{4})")),
+    ("daily", re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")),
+    ("weekly", re.compile(r"([0-9]{4})-W([0-9]{2})")),
+    ("monthly", re.compile(r"([0-9]{4})-([0-9]{2})")),
+    ("quarterly", re.compile(r"([0-9]{4})-Q([1-4])")),
+    ("yearly", re.compile(r"([0-9]{4})")),
 )
 
 
@@ -161,10 +179,12 @@ def periods(start: datetime, end: datetime, mode: Mode, zone: tzinfo, *, limit: 
             break
         nxt = next_start(day, mode)
         p_end = local_midnight_utc(nxt, zone)
-        if p_end > start_utc:
+        # A local day that a zone skipped (Pacific/Apia, 2011-12-30) is empty: it is no period.
+        if p_end > start_utc and p_end > p_start:
             s = max(p_start, start_utc) if clip else p_start
             e = min(p_end, end_utc) if clip else p_end
-            out.append(Period(key_of(day, mode), mode, s, e))
+            if s < e:
+                out.append(Period(key_of(day, mode), mode, s, e))
             if limit is not None and len(out) > limit:
                 break
         day = nxt
@@ -176,9 +196,15 @@ def period_of_key(key: str, zone: tzinfo) -> Period:
     return Period(key, mode, local_midnight_utc(day, zone), local_midnight_utc(next_start(day, mode), zone))
 
 
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?")
+
+
 def parse_timestamp(text: str) -> datetime:
     """An RFC 3339 timestamp that must carry an explicit offset ('Z' or +hh:mm)."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?", text):
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        raise NaiveTimestamp(f"{text!r} is a date with no time and no UTC offset")
+    if not _TIMESTAMP.fullmatch(text):
         raise PeriodError(f"{text!r} is not an RFC 3339 timestamp (like 2023-01-01T00:00:00Z)")
     try:
         t = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))

@@ -244,7 +244,7 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
                                       else ("chunking",), key=True),
                            hint=f"set chunking.timezone: {part['timezone']}"))
     else:
-        p_mode: Mode = part["mode"]  # type: ignore[assignment]
+        p_mode = cast(Mode, part["mode"])
         aligned = COARSENESS[plan.mode] >= COARSENESS[p_mode] and not (plan.mode == "weekly" and p_mode != "daily")
         if not aligned:
             out.append(Finding("PLAN_CHUNKING_TOO_FINE",

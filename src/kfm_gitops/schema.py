@@ -94,6 +94,9 @@ def validate(doc: Document, name: str) -> list[Finding]:
     return findings
 
 
+_TYPE_WORDS = {"array": "list", "object": "mapping", "null": "null"}
+
+
 def _describe_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -148,7 +151,8 @@ def _translate(doc: Document, err: Any) -> list[Finding]:
             if key in known:
                 continue
             close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(known)}"
+            hint = (f"did you mean '{close[0]}'?" if close
+                    else f"allowed keys: {', '.join(known)}" if known else "this mapping takes no keys")
             out.append(Finding("SCHEMA_UNKNOWN_KEY", f"unknown key '{key}' in {where}",
                                doc.locate((*path, key), key=True), hint=hint))
         return out
@@ -164,7 +168,8 @@ def _translate(doc: Document, err: Any) -> list[Finding]:
     loc = doc.locate(path)
     if kind == "type":
         expected = err.validator_value
-        exp = " or ".join(expected) if isinstance(expected, list) else str(expected)
+        words = [_TYPE_WORDS.get(str(t), str(t)) for t in (expected if isinstance(expected, list) else [expected])]
+        exp = " or ".join(words)
         return [Finding("SCHEMA_TYPE", f"{where} must be {_article(exp)}, not {_article(_describe_type(err.instance))}",
                         loc, hint=custom)]
     if kind == "const":

@@ -1,0 +1,83 @@
+"""Shared fixtures: real git repositories with a fixed signature, and the CLI called as a user calls it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kfm_gitops.cli import main
+
+PROJECT = Path(__file__).resolve().parent.parent
+STANDARDS = PROJECT.parent / "shared" / "standards"
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Steward",
+    "GIT_AUTHOR_EMAIL": "steward@example.org",
+    "GIT_COMMITTER_NAME": "Test Steward",
+    "GIT_COMMITTER_EMAIL": "steward@example.org",
+    "GIT_AUTHOR_DATE": "1700000000 +0000",
+    "GIT_COMMITTER_DATE": "1700000000 +0000",
+}
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test runs with a fixed git identity, no user git config and no inherited kfm settings."""
+    for k, v in GIT_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("KFM_STORE", raising=False)
+    monkeypatch.delenv("KFM_DEBUG", raising=False)
+    (tmp_path / "home").mkdir(exist_ok=True)
+
+
+Runner = Callable[..., Result]
+
+
+@pytest.fixture
+def kfm(capsys: pytest.CaptureFixture[str]) -> Runner:
+    """Run `kfm ARGS...` in-process through the same entry point as the console script."""
+
+    def run(*args: str) -> Result:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_ENV}
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def venv_bin() -> Path:
+    return Path(sys.executable).parent
+
+
+@pytest.fixture
+def governed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A governed repository made by `kfm init --example`, as the working directory."""
+    from kfm_gitops.example import repository_files
+    from kfm_gitops.repository import init
+
+    root = tmp_path / "repo"
+    init(root, repository_files())
+    monkeypatch.chdir(root)
+    return root

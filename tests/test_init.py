@@ -1,0 +1,116 @@
+"""`kfm init`: a governed repository with its two branches; running it again adds only what is missing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import Runner, git
+from kfm_gitops.repository import SCAFFOLD, SHARED
+
+
+def tree(root: Path, ref: str) -> list[str]:
+    return sorted(git(root, "ls-tree", "-r", "--name-only", ref).split())
+
+
+def test_init_in_an_empty_directory(tmp_path: Path, kfm: Runner) -> None:
+    root = tmp_path / "gov"
+    r = kfm("init", str(root))
+    assert r.code == 0, r.err
+    assert r.out.startswith(f"created a git repository in {root}\n")
+    assert tree(root, "main") == sorted(SCAFFOLD)
+    assert tree(root, "release") == sorted(SHARED)
+    for rel in SHARED:
+        assert git(root, "show", f"main:{rel}") == git(root, "show", f"release:{rel}")
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+    # release is its own history: it holds no evidence of main.
+    assert git(root, "rev-list", "--count", "release").strip() == "1"
+    assert git(root, "log", "-1", "--format=%an <%ae>", "main").strip() == "Test Steward <steward@example.org>"
+
+
+def test_init_twice_changes_nothing(tmp_path: Path, kfm: Runner) -> None:
+    root = tmp_path / "gov"
+    assert kfm("init", str(root)).code == 0
+    heads = git(root, "show-ref")
+    r = kfm("init", str(root))
+    assert r.code == 0
+    assert r.out == f"{root} is already a governed repository; nothing to add\n"
+    assert git(root, "show-ref") == heads
+
+
+def test_init_on_an_existing_repository_adds_only_what_is_missing(tmp_path: Path, kfm: Runner) -> None:
+    root = tmp_path / "existing"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "README.md").write_text("mine\n")
+    (root / ".gitignore").write_text("secret.txt\n")
+    git(root, "add", "README.md", ".gitignore")
+    git(root, "commit", "-q", "-m", "first")
+    (root / "staged.txt").write_text("work in progress\n")
+    git(root, "add", "staged.txt")
+    r = kfm("init", str(root))
+    assert r.code == 0, r.err
+    assert "added .gitignore" not in r.out
+    assert (root / ".gitignore").read_text() == "secret.txt\n"
+    main_files = tree(root, "main")
+    assert "README.md" in main_files and "kfm.yaml" in main_files
+    assert "staged.txt" not in main_files  # the user's staged work is not committed by kfm
+    assert git(root, "status", "--porcelain").splitlines() == ["A  staged.txt"]
+    assert git(root, "show", "release:.gitignore") == "secret.txt\n"  # release carries main's shared files
+    assert git(root, "rev-list", "--count", "main").strip() == "2"
+
+
+def test_init_refuses_another_branch(tmp_path: Path, kfm: Runner) -> None:
+    root = tmp_path / "other"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "trunk")
+    r = kfm("init", str(root))
+    assert r.code == 1
+    assert r.err == "kfm: HEAD is on trunk, not main\n  hint: check out main and run kfm init again\n"
+
+
+def test_init_refuses_a_subdirectory_of_a_repository(tmp_path: Path, kfm: Runner) -> None:
+    root = tmp_path / "outer"
+    assert kfm("init", str(root)).code == 0
+    r = kfm("init", str(root / "inner"))
+    assert r.code == 1
+    assert "is inside the git repository at" in r.err
+
+
+def test_release_files_that_differ_are_reported_not_changed(tmp_path: Path, kfm: Runner) -> None:
+    root = tmp_path / "gov"
+    assert kfm("init", str(root)).code == 0
+    (root / "kfm.yaml").write_text((root / "kfm.yaml").read_text() + "# changed on main\n")
+    git(root, "commit", "-qam", "change kfm.yaml on main only")
+    release_before = git(root, "rev-parse", "release")
+    r = kfm("init", str(root))
+    assert r.code == 0
+    assert "note: kfm.yaml differs between main and release; make them identical in a PR" in r.out
+    assert git(root, "rev-parse", "release") == release_before
+
+
+def test_init_with_the_example(tmp_path: Path, kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "gov"
+    r = kfm("init", "--example", str(root))
+    assert r.code == 0, r.err
+    monkeypatch.chdir(root)
+    assert kfm("plan", "validate").out == "1 plan valid\n"
+    assert kfm("dataset", "validate").out == "2 contract files valid\n"
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_pre_commit_hooks_of_a_new_repository_pass(tmp_path: Path, kfm: Runner) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "gov"
+    assert kfm("init", "--example", str(root)).code == 0
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    done = subprocess.run([str(Path(sys.executable).parent / "pre-commit"), "run", "--all-files"], cwd=root,
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kfm plan validate" in done.stdout and "Passed" in done.stdout
