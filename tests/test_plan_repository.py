@@ -44,7 +44,8 @@ def test_plan_outside_a_repository_fails_closed(tmp_path: Path, kfm: Runner, mon
 
 
 @pytest.mark.parametrize(("pairs", "expected"), [
-    ([("dataset_slug: ks_storm_reports", "dataset_slug: ks_tornadoes")], ["PLAN_UNKNOWN_DATASET"]),
+    ([("dataset_slug: ks_storm_reports", "dataset_slug: ks_tornadoes")],
+     ["PLAN_FOLDER_MISMATCH", "PLAN_UNKNOWN_DATASET"]),
     ([("time_axis: event_time", "time_axis: valid_time")], ["PLAN_TIME_AXIS"]),
     ([("timezone: UTC", "timezone: America/Chicago")], ["PLAN_TIMEZONE_MISMATCH"]),
     ([("mode: monthly", "mode: weekly")], ["PLAN_CHUNKING_TOO_FINE"]),
@@ -145,3 +146,22 @@ def test_custom_vocabulary_from_kfm_yaml(governed: Path, kfm: Runner) -> None:
     assert (r.code, r.out) == (0, "1 plan valid\n")
     r = kfm("plan", "validate", "--standalone", BASE)  # the default vocabulary does not know 'open'
     assert r.code == 0  # the plan itself still says public
+
+
+def test_every_error_in_one_run(governed: Path, kfm: Runner) -> None:
+    """Errors of the plan itself do not hide the errors found against the contract."""
+    rel = write_variant(governed, "many", ("policy_label: public", "policy_label: publc"),
+                        ('end: "2023-07-01T00:00:00Z"', 'end: "2023-07-15T00:00:00Z"'),
+                        ("timezone: UTC", "timezone: America/Chicago"), ("reason: ", "reason: x #"))
+    r = kfm("plan", "validate", rel)
+    assert r.code == 1
+    assert sorted(codes(r.out)) == ["PLAN_TIMEZONE_MISMATCH", "PLAN_WINDOW_NOT_ALIGNED", "POLICY_UNKNOWN_LABEL",
+                                    "SCHEMA_VALUE"], r.out
+
+
+def test_unknown_dataset_in_its_own_folder(governed: Path, kfm: Runner) -> None:
+    text = (governed / BASE).read_text().replace("dataset_slug: ks_storm_reports", "dataset_slug: ks_tornadoes")
+    (governed / "plans/ks_tornadoes").mkdir()
+    (governed / "plans/ks_tornadoes/p.yml").write_text(text)
+    r = kfm("plan", "validate", "plans/ks_tornadoes/p.yml")
+    assert codes(r.out) == ["PLAN_UNKNOWN_DATASET"]

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from conftest import EXAMPLES, PROJECT
 from kfm_gitops import _yaml, schema
 
-NAMES = [n for n in schema.SCHEMA_NAMES if n != "common"]
+NAMES = list(schema.GENERATED)
 
 
 @pytest.mark.parametrize("name", schema.SCHEMA_NAMES)

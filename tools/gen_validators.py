@@ -9,15 +9,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kfm_gitops.schema import SCHEMA_NAMES, generated_source
+from kfm_gitops.schema import GENERATED, generated_source
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "kfm_gitops" / "_generated"
 
 
 def main() -> int:
-    for name in SCHEMA_NAMES:
-        if name == "common":
-            continue
+    for name in GENERATED:
         target = OUT / f"{name}_validator.py"
         target.write_text(generated_source(name), encoding="utf-8")
         print(f"wrote {target}")

@@ -101,3 +101,34 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class RepoLock:
+    """kfm's writers on one repository take turns: an OS advisory lock (flock) on .kfm/lock, which the kernel
+    releases when the process dies, so a killed kfm never leaves a stale lock behind."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / ".kfm" / "lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> RepoLock:
+        import fcntl
+        import sys
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"kfm: waiting for another kfm working on this repository ({self.path})", file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

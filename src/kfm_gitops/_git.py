@@ -188,3 +188,28 @@ def commit_index_paths(repo: Any, branch: str, paths: list[str], message: str) -
     commit = commit_files(repo, branch, files, message)
     stage(repo, paths)
     return commit
+
+
+def head_commit(repo: Any) -> str | None:
+    """HEAD's commit id as 40 hex digits, or None on an unborn branch."""
+    if repo.head_is_unborn:
+        return None
+    return str(repo.head.target)
+
+
+def changed_paths(repo: Any, prefixes: list[str]) -> list[str]:
+    """Paths under ``prefixes`` (files or folders, repository-relative) that differ from HEAD: modified, staged,
+    deleted or untracked (ignored files do not count)."""
+    pygit2 = _pygit2()
+    out = []
+    for path, flags in repo.status().items():
+        if flags == pygit2.enums.FileStatus.CURRENT or flags & pygit2.enums.FileStatus.IGNORED:
+            continue
+        if any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes):
+            out.append(path)
+    return sorted(out)
+
+
+def committer_email(repo: Any) -> str | None:
+    sig = signature(repo)
+    return None if sig.email == FALLBACK_EMAIL else str(sig.email)

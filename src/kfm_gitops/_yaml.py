@@ -248,7 +248,7 @@ def _build(text: str, shown: str) -> Document:
         problem = exc.problem or exc.context or "invalid YAML"
         if "nesting depth" in problem:  # libyaml's own limit, far above ours
             raise _Refused("YAML_TOO_DEEP", f"nesting deeper than {MAX_DEPTH} levels", mark) from exc
-        raise _Refused("YAML_SYNTAX", f"invalid YAML: {problem}", mark, "fix the YAML syntax at this position") from exc
+        raise _Refused("YAML_SYNTAX", f"invalid YAML: {problem}", mark, _syntax_hint(text, mark)) from exc
     except yaml.YAMLError as exc:
         raise _Refused("YAML_SYNTAX", f"invalid YAML: {exc}", None) from exc
     if root is _NO_KEY:
@@ -256,6 +256,18 @@ def _build(text: str, shown: str) -> Document:
     if not isinstance(root, dict):
         raise _Refused("YAML_NOT_MAPPING", "the top level must be a mapping of keys to values", None)
     return Document(shown, root, keys, values)
+
+
+def _syntax_hint(text: str, mark: Any) -> str:
+    """What to do about a syntax error, from the text around it."""
+    lines = text.splitlines()
+    line = int(mark.line) if mark is not None else 0
+    around = lines[max(0, line - 1): line + 1]
+    if any("\t" in row[: len(row) - len(row.lstrip())] for row in around):
+        return "indent with spaces: YAML does not allow tabs for indentation"
+    if mark is not None and 0 < line < len(lines) + 1:
+        return f"check the indentation and the quoting on line {line} and line {line + 1}"
+    return "fix the YAML syntax at this position"
 
 
 def loads(text: str, shown: str) -> Document | list[Finding]:

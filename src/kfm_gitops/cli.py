@@ -49,14 +49,15 @@ def _config_for(start: Path, cache: dict[Path, Config | list[Finding]]
     return root, cache[root]
 
 
-def _require_config(start: Path | None = None) -> Config:
+def _require_config(start: Path | None = None, standalone_hint: bool = False) -> Config:
     from kfm_gitops.config import CONFIG_NAME, find_root, load_config
 
     here = start or Path.cwd()
     root = find_root(here)
     if root is None:
+        hint = "run this inside a governed repository, or make one with `kfm init`"
         raise KfmError(f"no {CONFIG_NAME} in {here} or any folder above it",
-                       hint="run this inside a governed repository, or make one with `kfm init`")
+                       hint=hint + (", or pass --standalone" if standalone_hint else ""))
     cfg = load_config(root)
     if isinstance(cfg, list):
         raise FindingsError(cfg, f"{CONFIG_NAME} is invalid")
@@ -127,8 +128,15 @@ def plan_chunks(file: str, fmt: str, standalone: bool) -> int:
     from kfm_gitops.plan import load_plan
 
     path = Path(file)
-    config = None if standalone else _require_config(path.parent)
-    p = load_plan(path, config)
+    config = None if standalone else _require_config(path.parent, standalone_hint=True)
+    try:
+        p = load_plan(path, config)
+    except FindingsError as exc:
+        if fmt != "json":
+            raise
+        click.echo(json.dumps({"ok": False, "plan": display_path(path),
+                               "findings": [f.as_dict() for f in exc.findings]}, indent=2))
+        return EXIT_FINDINGS
     chunks = p.chunks()
     if fmt == "json":
         doc = {"plan": display_path(path), "dataset_slug": p.slug, "mode": p.mode, "timezone": p.timezone,
@@ -290,10 +298,127 @@ def dataset_hash(slug: str, fmt: str) -> int:
     if isinstance(contract, list):
         raise FindingsError(contract, f"dataset {slug!r} has no valid contract")
     if fmt == "json":
-        click.echo(json.dumps({"dataset_slug": slug, "spec_hash": contract.spec_hash}))
+        click.echo(json.dumps({"dataset_slug": slug, "spec_hash": contract.spec_hash}, indent=2))
     else:
         click.echo(contract.spec_hash)
     return EXIT_OK
+
+
+# --- RAW ------------------------------------------------------------------------------------------------------
+
+store_option = click.option("--store", "store_url", default=None, metavar="URL",
+                            help="object store (default: KFM_STORE, else kfm.yaml's store)")
+
+
+def _store(cfg: Config, override: str | None) -> Any:
+    from kfm_gitops.config import store_url
+    from kfm_gitops.store import Store
+
+    return Store(store_url(cfg, override))
+
+
+@cli.command("acquire")
+@click.argument("plan_file", metavar="PLAN")
+@click.option("--chunk", "chunks", multiple=True, metavar="KEY", help="only this chunk; repeat for several")
+@store_option
+@format_option
+def acquire_cmd(plan_file: str, chunks: tuple[str, ...], store_url: str | None, fmt: str) -> int:
+    """Acquire the plan's chunks into RAW: payloads and terms into the store, a manifest and a receipt each."""
+    import json
+
+    from kfm_gitops._fs import display_path
+    from kfm_gitops.acquire import acquire
+    from kfm_gitops.findings import Report, render
+    from kfm_gitops.plan import load_plan
+
+    path = Path(plan_file)
+    cfg = _require_config(path.parent)
+    p = load_plan(path, cfg)
+    store = _store(cfg, store_url)
+    outcomes = acquire(cfg, p, store, list(chunks) or None)
+    report = Report([o.key for o in outcomes], [f for o in outcomes for f in o.findings])
+    if fmt == "json":
+        click.echo(json.dumps({"ok": report.ok, "plan": display_path(path), "store": store.url, "chunks": [
+            {"key": o.key, "acquisition_id": o.acquisition_id, "manifest": o.manifest, "reused": o.reused,
+             "objects": o.objects, "bytes": o.bytes, "run": o.run_folder, "receipt_digest": o.receipt_digest,
+             "findings": [f.as_dict() for f in o.findings]} for o in outcomes]}, indent=2))
+        return EXIT_OK if report.ok else EXIT_FINDINGS
+    if fmt == "text":
+        click.echo(f"acquiring {len(outcomes)} chunk(s) of {p.slug} into {store.url}")
+        for o in outcomes:
+            state = "FAILED" if o.failed else ("reused" if o.reused else ("empty" if o.objects == 0 else "new"))
+            detail = f"{o.objects} object(s), {o.bytes:,} bytes -> {o.manifest}" if o.manifest else "no manifest"
+            click.echo(f"  {o.key:<12} {state:<7} {detail}")
+            click.echo(f"  {'':<12} receipt {o.run_folder}/receipt.json")
+    click.echo(render(report, fmt, what="chunk").replace("chunks valid", "chunks acquired")
+               .replace("chunk valid", "chunk acquired"))
+    return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
+@cli.group()
+def raw() -> None:
+    """Check the RAW zone."""
+
+
+@raw.command("verify")
+@click.argument("slugs", nargs=-1)
+@click.option("--jobs", type=click.IntRange(1, 256), default=None, help="hashing threads (default: all cores)")
+@store_option
+@format_option
+def raw_verify(slugs: tuple[str, ...], jobs: int | None, store_url: str | None, fmt: str) -> int:
+    """Re-hash every object the acquisition manifests name; name each missing or corrupt one."""
+    from kfm_gitops.acquire import verify_raw
+    from kfm_gitops.dataset import list_slugs
+    from kfm_gitops.findings import Report, render
+
+    cfg = _require_config()
+    names = list(slugs) or list_slugs(cfg.root)
+    store = _store(cfg, store_url)
+    checked, findings, n = verify_raw(cfg, store, names, jobs)
+    report = Report(checked, findings)
+    text = render(report, fmt, what="acquisition manifest")
+    if fmt != "json":
+        text += f" ({n} object(s) re-hashed in {store.url})"
+    click.echo(text)
+    return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
+@cli.group("store")
+def store_group() -> None:
+    """Move a dataset's objects between object stores."""
+
+
+def _move(direction: str, slugs: tuple[str, ...], other: str, store_url: str | None) -> int:
+    from kfm_gitops.acquire import dataset_digests
+    from kfm_gitops.dataset import list_slugs
+    from kfm_gitops.store import Store
+
+    cfg = _require_config()
+    here = _store(cfg, store_url)
+    there = Store(other)
+    digests = sorted({d for slug in (slugs or tuple(list_slugs(cfg.root))) for d in dataset_digests(cfg.root, slug)})
+    source, target = (here, there) if direction == "push" else (there, here)
+    copied, present = source.copy_to(target, digests)
+    click.echo(f"{direction}: {copied} object(s) copied, {present} already there ({source.url} -> {target.url})")
+    return EXIT_OK
+
+
+@store_group.command("push")
+@click.argument("slugs", nargs=-1)
+@click.option("--to", "to_url", required=True, metavar="URL", help="the store to copy into")
+@store_option
+def store_push(slugs: tuple[str, ...], to_url: str, store_url: str | None) -> int:
+    """Copy the objects that SLUGs' acquisitions and runs name into another store."""
+    return _move("push", slugs, to_url, store_url)
+
+
+@store_group.command("pull")
+@click.argument("slugs", nargs=-1)
+@click.option("--from", "from_url", required=True, metavar="URL", help="the store to copy from")
+@store_option
+def store_pull(slugs: tuple[str, ...], from_url: str, store_url: str | None) -> int:
+    """Copy the objects that SLUGs' acquisitions and runs name from another store."""
+    return _move("pull", slugs, from_url, store_url)
 
 
 # --- repositories -------------------------------------------------------------------------------------------------
@@ -348,6 +473,8 @@ def _traceback() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("KFM_DEBUG") == "1"
+    if "--debug" in args[1:]:  # accepted anywhere on the line, not only before the command
+        args = ["--debug", *[a for a in args if a != "--debug"]]
     try:
         rv = cli.main(args=args, prog_name="kfm", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -217,7 +217,13 @@ def validate_paths(config: Config | None, args: list[str]) -> tuple[list[str], l
         args = [str(config.datasets_dir() / s) for s in list_slugs(config.root)]
     for arg in args:
         p = Path(arg)
-        if config is not None and not p.exists() and (config.datasets_dir() / arg).is_dir():
+        if not p.exists() and "/" not in arg and "." not in arg:  # a slug
+            if config is None or not (config.datasets_dir() / arg).is_dir():
+                shown = f"datasets/{arg}/{DATASET_FILE}"
+                checked.append(shown)
+                findings.append(Finding("DATASET_NOT_FOUND", f"no dataset {arg!r} in this repository",
+                                        Location(shown), hint="check the slug, or add the dataset's contract"))
+                continue
             p = config.datasets_dir() / arg
         if p.is_dir():
             targets.append(("dataset", p / DATASET_FILE))

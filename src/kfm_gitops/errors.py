@@ -53,5 +53,6 @@ class FindingsError(KfmError):
     """A command needed valid input and got findings; the CLI prints each and exits 1."""
 
     def __init__(self, findings: list[Finding], message: str | None = None) -> None:
-        super().__init__(message or f"{len(findings)} problem(s) found")
+        n = len(findings)
+        super().__init__(message or f"{n} error{'s' if n != 1 else ''}")
         self.findings = findings

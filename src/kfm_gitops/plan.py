@@ -184,6 +184,12 @@ def build_plan(doc: _yaml.Document) -> Plan:
     """The Plan of a document that passed its schema and the checks beyond it."""
     d = doc.data
     chunking = d["chunking"]
+    if not isinstance(d["governance"]["obligations"], list) or not all(
+            isinstance(o, dict) and isinstance(o.get("type"), str) for o in d["governance"]["obligations"]):
+        raise TypeError("obligations")
+    for key in ("dataset_slug", "time_axis"):
+        if not isinstance(d[key], str):
+            raise TypeError(key)
     return Plan(
         path=Path(doc.path), doc=doc, slug=d["dataset_slug"], start=parse_timestamp(d["window"]["start"]),
         end=parse_timestamp(d["window"]["end"]), mode=chunking["mode"], timezone=chunking.get("timezone", "UTC"),
@@ -223,15 +229,21 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
     from kfm_gitops.dataset import load_contract
 
     doc = plan.doc
+    folder = plan.path.resolve().parent
+    misplaced = []
+    if folder.parent == (config.plans_dir()).resolve() and folder.name != plan.slug:
+        misplaced = [Finding("PLAN_FOLDER_MISMATCH", f"a plan for {plan.slug!r} in plans/{folder.name}/",
+                             doc.locate(("dataset_slug",)), hint=f"move it to plans/{plan.slug}/ or fix dataset_slug")]
     contract = load_contract(config.root, plan.slug, config.vocab)
     if isinstance(contract, list):
         if contract and contract[0].code == "DATASET_NOT_FOUND":
-            return [Finding("PLAN_UNKNOWN_DATASET", f"dataset {plan.slug!r} has no contract in this repository",
-                            doc.locate(("dataset_slug",)),
-                            hint=f"expected datasets/{plan.slug}/dataset.yaml; check the slug")]
-        return [Finding("PLAN_DATASET_INVALID", f"the contract of dataset {plan.slug!r} has {len(contract)} error(s)",
-                        doc.locate(("dataset_slug",)), hint=f"run `kfm dataset validate {plan.slug}`")]
-    out: list[Finding] = []
+            return [*misplaced, Finding(
+                "PLAN_UNKNOWN_DATASET", f"dataset {plan.slug!r} has no contract in this repository",
+                doc.locate(("dataset_slug",)), hint=f"expected datasets/{plan.slug}/dataset.yaml; check the slug")]
+        return [*misplaced, Finding(
+            "PLAN_DATASET_INVALID", f"the contract of dataset {plan.slug!r} has {len(contract)} error(s)",
+            doc.locate(("dataset_slug",)), hint=f"run `kfm dataset validate {plan.slug}`")]
+    out: list[Finding] = list(misplaced)
     axes = contract.time_axes
     if plan.time_axis not in axes:
         out.append(Finding("PLAN_TIME_AXIS", f"dataset {plan.slug!r} does not map time axis {plan.time_axis!r}",
@@ -243,38 +255,38 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
                            doc.locate(("chunking", "timezone") if "timezone" in doc.data["chunking"]
                                       else ("chunking",), key=True),
                            hint=f"set chunking.timezone: {part['timezone']}"))
-    else:
-        p_mode = cast(Mode, part["mode"])
-        aligned = COARSENESS[plan.mode] >= COARSENESS[p_mode] and not (plan.mode == "weekly" and p_mode != "daily")
-        if not aligned:
-            out.append(Finding("PLAN_CHUNKING_TOO_FINE",
-                               f"{plan.mode} chunks do not cover whole {p_mode} partitions",
-                               doc.locate(("chunking", "mode")),
-                               hint=f"use {p_mode} chunking or coarser"))
-        zone = get_zone(part["timezone"])
-        for key in ("start", "end"):
-            t = plan.start if key == "start" else plan.end
-            if not is_boundary(t, p_mode, zone):
-                before = local_midnight_utc(period_start(local_day(t, zone), p_mode), zone)
-                after = local_midnight_utc(next_start(period_start(local_day(t, zone), p_mode), p_mode), zone)
-                out.append(Finding("PLAN_WINDOW_NOT_ALIGNED",
-                                   f"window.{key} {iso_utc(t)} is not on a {p_mode} partition boundary in "
-                                   f"{part['timezone']}",
-                                   doc.locate(("window", key)),
-                                   hint=f"use {iso_utc(before)} or {iso_utc(after)}"))
-        for i, item in enumerate(doc.data.get("expected_outputs", [])):
-            k_mode, _ = parse_key(item["partition"])
-            if k_mode != p_mode:
-                out.append(Finding("PLAN_EXPECTED_OUTPUT",
-                                   f"{item['partition']!r} is not a {p_mode} partition key",
-                                   doc.locate(("expected_outputs", i, "partition"))))
-            else:
-                from kfm_gitops.periods import period_of_key
+    # Partition boundaries are the partitioning's, whatever timezone the plan names.
+    p_mode = cast(Mode, part["mode"])
+    aligned = COARSENESS[plan.mode] >= COARSENESS[p_mode] and not (plan.mode == "weekly" and p_mode != "daily")
+    if not aligned:
+        out.append(Finding("PLAN_CHUNKING_TOO_FINE",
+                           f"{plan.mode} chunks do not cover whole {p_mode} partitions",
+                           doc.locate(("chunking", "mode")),
+                           hint=f"use {p_mode} chunking or coarser"))
+    zone = get_zone(part["timezone"])
+    for key in ("start", "end"):
+        t = plan.start if key == "start" else plan.end
+        if not is_boundary(t, p_mode, zone):
+            before = local_midnight_utc(period_start(local_day(t, zone), p_mode), zone)
+            after = local_midnight_utc(next_start(period_start(local_day(t, zone), p_mode), p_mode), zone)
+            out.append(Finding("PLAN_WINDOW_NOT_ALIGNED",
+                               f"window.{key} {iso_utc(t)} is not on a {p_mode} partition boundary in "
+                               f"{part['timezone']}",
+                               doc.locate(("window", key)),
+                               hint=f"use {iso_utc(before)} or {iso_utc(after)}"))
+    for i, item in enumerate(doc.data.get("expected_outputs", [])):
+        k_mode, _ = parse_key(item["partition"])
+        if k_mode != p_mode:
+            out.append(Finding("PLAN_EXPECTED_OUTPUT",
+                               f"{item['partition']!r} is not a {p_mode} partition key",
+                               doc.locate(("expected_outputs", i, "partition"))))
+        else:
+            from kfm_gitops.periods import period_of_key
 
-                p = period_of_key(item["partition"], zone)
-                if p.start < plan.start or p.end > plan.end:
-                    out.append(Finding("PLAN_EXPECTED_OUTPUT", f"partition {item['partition']} is outside the window",
-                                       doc.locate(("expected_outputs", i, "partition"))))
+            p = period_of_key(item["partition"], zone)
+            if p.start < plan.start or p.end > plan.end:
+                out.append(Finding("PLAN_EXPECTED_OUTPUT", f"partition {item['partition']} is outside the window",
+                                   doc.locate(("expected_outputs", i, "partition"))))
     vocab = config.vocab
     c_rank, p_rank = vocab.label_rank(contract.label), vocab.label_rank(plan.label)
     if c_rank is not None and p_rank is not None and p_rank < c_rank:
@@ -312,13 +324,20 @@ def check_plan(path: Path, *, config: Config | None, shown: str | None = None) -
         return None, doc
     vocab = config.vocab if config is not None else Vocabularies()
     findings = schema.validate(doc, "plan") + check_semantics(doc, vocab)
+    try:
+        plan = build_plan(doc)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None, findings  # the shape is wrong, and the findings above say where
+    if config is not None:
+        # Also on a plan with other errors, so that one run reports every error. A check that cannot run on a
+        # malformed part adds nothing: that part already has its finding.
+        try:
+            findings.extend(check_against_repository(plan, config))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            if not any(f.severity == "error" for f in findings):
+                raise
     if any(f.severity == "error" for f in findings):
         return None, findings
-    plan = build_plan(doc)
-    if config is not None:
-        findings.extend(check_against_repository(plan, config))
-        if any(f.severity == "error" for f in findings):
-            return None, findings
     return plan, findings
 
 

@@ -18,7 +18,9 @@ from typing import Any
 from kfm_gitops._yaml import Document, JsonPath
 from kfm_gitops.findings import Finding
 
-SCHEMA_NAMES = ("common", "plan", "dataset", "pipeline", "kfm")
+# Documents people write (with generated validators for the hook path), then evidence records kfm writes.
+SCHEMA_NAMES = ("common", "plan", "dataset", "pipeline", "kfm", "acquisition", "receipt")
+GENERATED = ("plan", "dataset", "pipeline", "kfm")
 _COMMON_REF = "common.schema.json#/$defs/"
 
 
@@ -81,6 +83,11 @@ def _fast_check(name: str, data: Any) -> str | None:
     except Exception as exc:  # the generated code's JsonSchemaValueException
         return str(exc)
     return None
+
+
+def validate_data(data: Any, name: str) -> list[str]:
+    """Schema errors of a document kfm itself wrote or reads back (no positions): ``path: message`` each."""
+    return [f"{_dotted(tuple(e.absolute_path))}: {e.message}" for e in _validator(name).iter_errors(data)]
 
 
 def validate(doc: Document, name: str) -> list[Finding]:

@@ -1,0 +1,399 @@
+"""RAW: acquire each chunk's upstream payloads into the store, snapshot the upstream terms, and write an
+append-only acquisition manifest (``data/raw/<slug>/<acquisition_id>.json``) and a run receipt.
+
+The manifest holds no time, so the same acquisition made in two plan PRs is the same file and merges cleanly.
+Acquiring a window again reuses an identical acquisition; different bytes make a new acquisition that supersedes
+the old one (and a HASH_MISMATCH finding for the backfill report). An existing manifest is never rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kfm_gitops import _git
+from kfm_gitops._fs import atomic_write, display_path
+from kfm_gitops.config import CONFIG_NAME, Config
+from kfm_gitops.connectors import Context, FetchedObject, Window, get, media_type_of
+from kfm_gitops.dataset import Contract, load_contract
+from kfm_gitops.errors import FindingsError, KfmError
+from kfm_gitops.findings import Finding, Location
+from kfm_gitops.identity import acquisition_id, digest_of, sha256_digest
+from kfm_gitops.periods import Period, get_zone, iso_utc
+from kfm_gitops.plan import Plan
+from kfm_gitops.receipts import RECEIPT_FILE, actor, environment, make_receipt, new_run_id, run_folder_name
+from kfm_gitops.store import Store, StoreError
+
+TERMS_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Frozen:
+    """The execution context a run records: the commit it ran from and its identity."""
+
+    git_commit: str
+    committer: str | None
+
+
+@dataclass(slots=True)
+class ChunkOutcome:
+    key: str
+    acquisition_id: str | None = None
+    manifest: str | None = None
+    reused: bool = False
+    objects: int = 0
+    bytes: int = 0
+    run_folder: str | None = None
+    receipt_digest: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(f.severity == "error" for f in self.findings)
+
+
+def raw_dir(root: Path, slug: str) -> Path:
+    return root / "data" / "raw" / slug
+
+
+def runs_dir(root: Path, slug: str) -> Path:
+    return root / "releases" / slug / "runs"
+
+
+def freeze(config: Config, plan: Plan, contract: Contract) -> Frozen:
+    """Refuse to run from inputs that differ from HEAD: what cannot be reproduced cannot be promoted."""
+    repo = _git.discover(config.root)
+    if repo is None:
+        raise KfmError(f"{config.root} is not a git repository", hint="run `kfm init` there first")
+    commit = _git.head_commit(repo)
+    if commit is None:
+        raise KfmError("the repository has no commit yet", hint="commit kfm.yaml, the contract and the plan first")
+    workdir = _git.workdir(repo).resolve()
+    plan_rel = os.path.relpath(plan.path.resolve(), workdir)
+    inputs = [CONFIG_NAME, f"datasets/{contract.slug}", plan_rel, "policies"]
+    changed = _git.changed_paths(repo, inputs)
+    if changed:
+        raise FindingsError(
+            [Finding("INPUTS_UNCOMMITTED", f"{p} differs from HEAD", Location(p),
+                     hint="commit it (or restore it) before a real run") for p in changed],
+            "refusing to run from uncommitted inputs: a run that cannot be reproduced cannot be promoted")
+    return Frozen(commit, _git.committer_email(repo))
+
+
+def snapshot_terms(source: str, config: Config, store: Store) -> tuple[dict[str, Any] | None, list[Finding]]:
+    """Store the upstream licence/terms the plan names (a repository path or an http(s) URL)."""
+    if source.startswith(("http://", "https://")):
+        return _fetch_terms_url(source, store)
+    rel = PurePosixPath(source)
+    if rel.is_absolute() or ".." in rel.parts:
+        return None, [Finding("TERMS_OUTSIDE", f"terms snapshot {source!r} is outside the repository", None,
+                              hint="name a file below the repository root, or an https URL")]
+    path = config.root / source
+    try:
+        real = path.resolve(strict=True)
+    except (FileNotFoundError, RuntimeError):
+        return None, [Finding("TERMS_MISSING", f"the terms snapshot {source} does not exist", None,
+                              hint="commit the upstream's licence or terms, or name their URL")]
+    if not real.is_relative_to(config.root.resolve()) or not real.is_file():
+        return None, [Finding("TERMS_OUTSIDE", f"terms snapshot {source!r} is not a file inside the repository", None)]
+    try:
+        stored = store.put_file(real, max_bytes=TERMS_MAX_BYTES)
+    except StoreError as exc:
+        return None, [Finding(exc.code, f"terms snapshot {source}: {exc.message}", None)]
+    if stored.size == 0:
+        return None, [Finding("TERMS_MISSING", f"the terms snapshot {source} is empty", None)]
+    return {"source_uri": source, "digest": stored.digest, "size": stored.size,
+            "media_type": media_type_of(source)}, []
+
+
+def _fetch_terms_url(url: str, store: Store) -> tuple[dict[str, Any] | None, list[Finding]]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            media = resp.headers.get_content_type() or "application/octet-stream"
+            stored = store.put_stream(iter(lambda: resp.read(65536), b""), max_bytes=TERMS_MAX_BYTES)
+    except (urllib.error.URLError, OSError, StoreError) as exc:
+        return None, [Finding("TERMS_MISSING", f"cannot fetch the terms at {url}: {exc}", None)]
+    if stored.size == 0:
+        return None, [Finding("TERMS_MISSING", f"the terms at {url} are empty", None)]
+    return {"source_uri": url, "digest": stored.digest, "size": stored.size, "media_type": media}, []
+
+
+def manifest_bytes(doc: dict[str, Any]) -> bytes:
+    """The manifest's one serialisation: sorted keys, two-space indent, a final newline."""
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def read_manifests(root: Path, slug: str) -> list[tuple[Path, dict[str, Any]]]:
+    out = []
+    folder = raw_dir(root, slug)
+    if folder.is_dir():
+        for p in sorted(folder.glob("*.json")):
+            try:
+                out.append((p, json.loads(p.read_text(encoding="utf-8"))))
+            except (OSError, ValueError):
+                continue  # `kfm raw verify` reports unreadable manifests
+    return out
+
+
+def _changes(old: dict[str, Any], new: list[FetchedObject]) -> str:
+    before = {o["name"]: o["digest"] for o in old.get("objects", [])}
+    after = {o.name: o.digest for o in new}
+    changed = sorted(n for n in before.keys() & after.keys() if before[n] != after[n])
+    added = sorted(after.keys() - before.keys())
+    removed = sorted(before.keys() - after.keys())
+    parts = []
+    for label, names in (("changed", changed), ("new", added), ("gone", removed)):
+        if names:
+            parts.append(f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
+    return "; ".join(parts) or "the terms or parameters changed"
+
+
+def acquire_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, store: Store, frozen: Frozen,
+                  terms: dict[str, Any]) -> ChunkOutcome:
+    slug = contract.slug
+    outcome = ChunkOutcome(chunk.key)
+    pipeline = contract.pipeline.data
+    connector_name = pipeline["connector"]["type"]
+    params = dict(pipeline["connector"]["params"])
+    zone = get_zone(plan.timezone)
+    where = display_path(contract.folder / "pipeline.yaml")
+    rid = new_run_id(chunk.key)
+    result = get(connector_name).fetch(params, Window(chunk.key, chunk.start, chunk.end, zone),
+                                       Context(config.root, store, where=where))
+    outcome.findings.extend(result.findings)
+    objects = sorted(result.objects, key=lambda o: o.name)
+    names = [o.name for o in objects]
+    if len(set(names)) != len(names):
+        outcome.findings.append(Finding("CONNECTOR_PARAMS", "two upstream objects have the same name", None))
+    source = {"connector": connector_name, "params": params, "format": pipeline["source"]["format"]}
+    manifest_rel = ""
+    manifest_digest = ""
+    if not outcome.failed:
+        acq = acquisition_id(chunk.key, [o.digest for o in objects],
+                             {**source, "terms": terms["digest"]})
+        doc: dict[str, Any] = {
+            "kfm_acquisition_version": "v1",
+            "acquisition_id": acq,
+            "dataset_slug": slug,
+            "chunk": {"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end),
+                      "timezone": plan.timezone},
+            "time_axis": plan.time_axis,
+            "source": source,
+            "terms": terms,
+            "objects": [o.as_dict() for o in objects],
+        }
+        existing = [(p, m) for p, m in read_manifests(config.root, slug)
+                    if m.get("chunk", {}).get("key") == chunk.key and m.get("acquisition_id") != acq]
+        superseded = {s for _, m in existing for s in m.get("supersedes", [])}
+        heads = [(p, m) for p, m in existing if m.get("acquisition_id") not in superseded]
+        path = raw_dir(config.root, slug) / f"{acq}.json"
+        if heads and not path.exists():
+            doc["supersedes"] = sorted(str(m["acquisition_id"]) for _, m in heads)
+            for p, m in heads:
+                outcome.findings.append(Finding(
+                    "HASH_MISMATCH",
+                    f"upstream changed since acquisition {m['acquisition_id']} ({_changes(m, objects)}); "
+                    f"{acq} supersedes it", Location(display_path(p)), severity="warning",
+                    hint="the backfill report lists this; the old acquisition stays as evidence"))
+        data = manifest_bytes(doc)
+        if path.exists():
+            data = path.read_bytes()
+            try:
+                on_disk = json.loads(data)
+            except ValueError:
+                on_disk = None
+            # Same id, same content; only `supersedes` may differ (it depends on what was there before).
+            if not isinstance(on_disk, dict) or {k: v for k, v in on_disk.items() if k != "supersedes"} != {
+                    k: v for k, v in doc.items() if k != "supersedes"}:
+                outcome.findings.append(Finding("ACQUISITION_CONFLICT",
+                                                f"{display_path(path)} exists with other content",
+                                                Location(display_path(path)),
+                                                hint="acquisition manifests are never rewritten; restore it from git"))
+            else:
+                outcome.reused = True
+        else:
+            try:
+                atomic_write(path, data, exclusive=True)
+            except FileExistsError:  # a concurrent run wrote the same acquisition: same id, same bytes
+                outcome.reused = True
+                data = path.read_bytes()
+        manifest_rel = path.relative_to(config.root).as_posix()
+        manifest_digest = sha256_digest(data)
+        outcome.acquisition_id = acq
+        outcome.manifest = manifest_rel
+        outcome.objects = len(objects)
+        outcome.bytes = sum(o.size for o in objects)
+        if not objects:
+            outcome.findings.append(Finding("EMPTY_CHUNK", f"no upstream data for chunk {chunk.key}: a gap",
+                                            Location(manifest_rel), severity="warning",
+                                            hint="an empty chunk makes no partition; the report lists the gap"))
+    params_digest = digest_of({"operation": "acquire", "plan": _plan_params(plan), "chunk": chunk.key,
+                               "connector": source})
+    receipt = make_receipt(
+        rid=rid, slug=slug, actor=actor(frozen.committer), operation="acquire",
+        inputs=[{"uri": terms["source_uri"], "digest": terms["digest"], "role": "terms"}]
+        + [{"uri": o.source_uri, "digest": o.digest} for o in objects],
+        outputs=([{"uri": manifest_rel, "digest": manifest_digest, "role": "acquisition"}] if manifest_rel else [])
+        + [{"uri": f"kfm://artifact/{o.digest}", "digest": o.digest} for o in objects],
+        env=environment(frozen.git_commit, params_digest), findings=outcome.findings,
+        chunk={"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
+        plan=os.path.relpath(plan.path.resolve(), config.root.resolve()),
+    )
+    outcome.run_folder, outcome.receipt_digest = write_run(config.root, slug, rid, {RECEIPT_FILE: receipt.bytes})
+    return outcome
+
+
+def _plan_params(plan: Plan) -> dict[str, Any]:
+    """The plan as its runs see it: without the expected version id, which the roll-up writes later."""
+    data = json.loads(json.dumps(plan.doc.data))
+    data.get("promotion", {}).pop("expected_dataset_version_id", None)
+    return dict(data)
+
+
+def write_run(root: Path, slug: str, rid: str, files: dict[str, bytes]) -> tuple[str, str]:
+    """Write a run folder in .kfm/staging and rename it into releases/<slug>/runs/ when complete."""
+    name = run_folder_name(rid)
+    staging = root / ".kfm" / "staging" / name
+    if staging.exists():
+        shutil.rmtree(staging)
+    for fname, data in files.items():
+        atomic_write(staging / fname, data)
+    final = runs_dir(root, slug) / name
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(staging, final)
+    from kfm_gitops._fs import fsync_dir
+
+    fsync_dir(final.parent)
+    return final.relative_to(root).as_posix(), sha256_digest(files[RECEIPT_FILE])
+
+
+def acquire(config: Config, plan: Plan, store: Store, keys: list[str] | None = None) -> list[ChunkOutcome]:
+    """Acquire the plan's chunks (all, or those named); one outcome per chunk."""
+    from kfm_gitops._fs import RepoLock
+
+    contract = load_contract(config.root, plan.slug, config.vocab)
+    if isinstance(contract, list):
+        raise FindingsError(contract, f"dataset {plan.slug!r} has no valid contract")
+    chunks = plan.chunks()
+    if keys:
+        known = {c.key for c in chunks}
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            from kfm_gitops.errors import UsageError
+
+            raise UsageError(f"no chunk {', '.join(unknown)} in this plan",
+                             hint=f"its chunks: {', '.join(sorted(known))}")
+        chunks = [c for c in chunks if c.key in keys]
+    with RepoLock(config.root):
+        frozen = freeze(config, plan, contract)
+        terms, problems = snapshot_terms(plan.doc.data["governance"]["upstream_terms_snapshot"], config, store)
+        if terms is None:
+            loc = plan.doc.locate(("governance", "upstream_terms_snapshot"))
+            raise FindingsError([Finding(f.code, f.message, loc, hint=f.hint) for f in problems],
+                                "no licence or terms snapshot: nothing is acquired without one")
+        return [acquire_chunk(config, plan, contract, c, store, frozen, terms) for c in chunks]
+
+
+def _check_uri(uri: str) -> bool:
+    """A source URI a manifest may name: a URL, or a clean path inside the repository."""
+    if uri.startswith(("http://", "https://", "file://")):
+        return True
+    p = PurePosixPath(uri)
+    return not p.is_absolute() and ".." not in p.parts and "\\" not in uri
+
+
+def check_manifest(path: Path, doc: Any, slug: str) -> list[Finding]:
+    """A manifest's own consistency: schema, name, slug, a recomputable id, paths inside the repository."""
+    from kfm_gitops.schema import validate_data
+
+    shown = display_path(path)
+    loc = Location(shown)
+    problems = validate_data(doc, "acquisition")
+    if problems:
+        return [Finding("MANIFEST_INVALID", p, loc) for p in problems]
+    out: list[Finding] = []
+    if path.name != f"{doc['acquisition_id']}.json":
+        out.append(Finding("MANIFEST_TAMPERED", f"file name differs from acquisition_id {doc['acquisition_id']}", loc))
+    if doc["dataset_slug"] != slug:
+        out.append(Finding("MANIFEST_TAMPERED", f"dataset_slug {doc['dataset_slug']!r} in the folder of {slug!r}", loc))
+    expected = acquisition_id(doc["chunk"]["key"], [o["digest"] for o in doc["objects"]],
+                              {**doc["source"], "terms": doc["terms"]["digest"]})
+    if expected != doc["acquisition_id"]:
+        out.append(Finding("MANIFEST_TAMPERED", f"its objects, source and terms give id {expected}, not "
+                           f"{doc['acquisition_id']}", loc, hint="acquisition manifests are never edited; "
+                           "restore it from git"))
+    for o in [doc["terms"], *doc["objects"]]:
+        if not _check_uri(o["source_uri"]):
+            out.append(Finding("MANIFEST_PATH_OUTSIDE", f"{o['source_uri']!r} names a path outside the repository",
+                               loc))
+    return out
+
+
+def manifest_digests(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(name, digest) of every object a manifest names, its terms included."""
+    return [("terms", doc["terms"]["digest"])] + [(o["name"], o["digest"]) for o in doc["objects"]]
+
+
+def verify_raw(config: Config, store: Store, slugs: list[str], jobs: int | None = None
+               ) -> tuple[list[str], list[Finding], int]:
+    """Re-hash every object the acquisition manifests name, on all cores. Returns (manifests checked, findings,
+    objects verified)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    checked: list[str] = []
+    findings: list[Finding] = []
+    work: list[tuple[str, str, str]] = []  # (manifest shown, object name, digest)
+    for slug in slugs:
+        folder = raw_dir(config.root, slug)
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            shown = display_path(path)
+            checked.append(shown)
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                findings.append(Finding("MANIFEST_INVALID", f"unreadable: {exc}", Location(shown)))
+                continue
+            problems = check_manifest(path, doc, slug)
+            findings.extend(problems)
+            if any(f.code == "MANIFEST_INVALID" for f in problems):
+                continue
+            work.extend((shown, name, digest) for name, digest in manifest_digests(doc))
+    unique = sorted({d for _, _, d in work})
+    # hashlib releases the GIL on large buffers, so threads hash on every core.
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        verdicts = dict(zip(unique, pool.map(store.verify, unique), strict=True))
+    for shown, name, digest in work:
+        code = verdicts[digest]
+        if code == "OBJECT_MISSING":
+            findings.append(Finding(code, f"{name} ({digest}) is not in the store {store.url}", Location(shown),
+                                    hint="`kfm store pull` copies it from the shared store"))
+        elif code is not None:
+            findings.append(Finding(code, f"{name} ({digest}) is corrupt in the store {store.url}", Location(shown),
+                                    hint="restore it from another store (`kfm store pull`) or acquire it again"))
+    return checked, findings, len(unique)
+
+
+def dataset_digests(root: Path, slug: str) -> list[str]:
+    """Every object a dataset's acquisitions and runs name, for `kfm store push|pull`."""
+    digests: set[str] = set()
+    for _, doc in read_manifests(root, slug):
+        try:
+            digests.update(d for _, d in manifest_digests(doc))
+        except (KeyError, TypeError):
+            continue
+    for receipt in sorted(runs_dir(root, slug).glob(f"*/{RECEIPT_FILE}")) if runs_dir(root, slug).is_dir() else []:
+        try:
+            data = json.loads(receipt.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for out in data.get("outputs", []):
+            if str(out.get("uri", "")).startswith("kfm://artifact/"):
+                digests.add(str(out["digest"]))
+    return sorted(digests)

@@ -1,0 +1,141 @@
+"""Connectors fetch a chunk's upstream payloads into the store. Built in: ``file`` and ``http``; plugins register
+a class under the entry-point group ``kfm_gitops.connectors``.
+
+A connector gets its parameters (pipeline.yaml ``connector.params``), the chunk's window and a context (repository
+root, store, size cap), and returns what it stored, or findings when something upstream is wrong. It never writes
+anywhere but the store.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any, Protocol
+
+from kfm_gitops.findings import Finding
+from kfm_gitops.periods import iso_utc, local_day
+from kfm_gitops.store import Store
+
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024 * 1024  # 4 GiB per object unless the pipeline says otherwise
+
+MEDIA_TYPES = {
+    ".csv": "text/csv",
+    ".geojson": "application/geo+json",
+    ".ndjson": "application/geo+json-seq",
+    ".geojsonl": "application/geo+json-seq",
+    ".parquet": "application/vnd.apache.parquet",
+    ".json": "application/json",
+    ".txt": "text/plain",
+    ".md": "text/markdown",
+    ".html": "text/html",
+    ".pdf": "application/pdf",
+}
+
+
+def media_type_of(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    if suffix in MEDIA_TYPES:
+        return MEDIA_TYPES[suffix]
+    guessed, _ = mimetypes.guess_type(name)
+    return guessed or "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The chunk being acquired: its key and half-open UTC interval, in the partitioning's timezone."""
+
+    key: str
+    start: datetime
+    end: datetime
+    zone: tzinfo
+
+    def days(self) -> list[date]:
+        first, last = local_day(self.start, self.zone), local_day(self.end - timedelta(microseconds=1), self.zone)
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedObject:
+    name: str  # the object's name within the acquisition, e.g. 2023-03/reports-2023-03-01.csv
+    source_uri: str  # a repository-relative path or a URL
+    digest: str
+    size: int
+    media_type: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "source_uri": self.source_uri, "digest": self.digest,
+                               "size": self.size, "media_type": self.media_type}
+        if self.etag is not None:
+            out["etag"] = self.etag
+        if self.last_modified is not None:
+            out["last_modified"] = self.last_modified
+        return out
+
+
+@dataclass(slots=True)
+class FetchResult:
+    objects: list[FetchedObject] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    root: Path  # the repository root: relative paths are below it
+    store: Store
+    max_bytes: int = DEFAULT_MAX_BYTES
+    where: str = ""  # pipeline.yaml's display path, for findings
+
+
+class Connector(Protocol):
+    name: str
+
+    def fetch(self, params: Mapping[str, Any], window: Window, ctx: Context) -> FetchResult: ...
+
+
+def expand(template: str, window: Window) -> list[str]:
+    """Fill a template's placeholders for every local day of the window; each distinct result once, in order.
+
+    Placeholders: {year} {month} {day} {quarter} {week} (ISO week, two digits) {isoyear} {key} {start} {end}.
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for day in window.days():
+        iso = day.isocalendar()
+        text = template.format(
+            year=f"{day.year:04d}", month=f"{day.month:02d}", day=f"{day.day:02d}",
+            quarter=str((day.month - 1) // 3 + 1), week=f"{iso.week:02d}", isoyear=f"{iso.year:04d}",
+            key=window.key, start=iso_utc(window.start), end=iso_utc(window.end),
+        )
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+BUILTIN = {"file": ("kfm_gitops.connectors.file", "FileConnector"),
+           "http": ("kfm_gitops.connectors.http", "HttpConnector")}
+
+
+def get(name: str) -> Connector:
+    """A connector by name: built in, else from the ``kfm_gitops.connectors`` entry points."""
+    from kfm_gitops.errors import KfmError
+
+    if name in BUILTIN:
+        import importlib
+
+        module, cls = BUILTIN[name]
+        connector: Connector = getattr(importlib.import_module(module), cls)()
+        return connector
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="kfm_gitops.connectors"):
+        if ep.name == name:
+            plugin: Connector = ep.load()()
+            return plugin
+    raise KfmError(f"no connector named {name!r}", hint="built in: file, http; plugins register under the "
+                   "entry-point group kfm_gitops.connectors")

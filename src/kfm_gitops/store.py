@@ -1,0 +1,280 @@
+"""The content-addressed object store: write-once objects named by their sha256, on a local disk or any fsspec
+filesystem (s3://, gs://, az://, memory:// ...).
+
+Layout: ``<root>/sha256/<first 2 hex>/<64 hex>``. Every write streams through the hash into a temporary object and
+lands by rename, so a crash never leaves a half-written object under a real name. Writing a name that exists is a
+no-op when the bytes match and a HASH_MISMATCH error when they do not. Reads can verify.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from kfm_gitops._fs import fsync_dir
+from kfm_gitops.errors import KfmError
+from kfm_gitops.identity import check_digest
+
+CHUNK = 1024 * 1024  # hashing and copying buffer: large enough that hashlib releases the GIL
+
+
+class StoreError(KfmError):
+    """A store operation failed; ``code`` is a finding code (HASH_MISMATCH, OBJECT_MISSING, FILE_TOO_LARGE, ...)."""
+
+    def __init__(self, code: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    digest: str
+    size: int
+    created: bool  # False when the object was already there
+
+
+class _Backend(Protocol):
+    def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int: ...
+    def open_read(self, key: str) -> IO[bytes]: ...
+    def open_temp(self) -> tuple[str, IO[bytes]]: ...
+    def finish_temp(self, tmp: str, handle: IO[bytes]) -> None: ...
+    def commit(self, tmp: str, key: str) -> bool: ...
+    def remove(self, key: str) -> None: ...
+    def list_keys(self) -> Iterator[str]: ...
+
+
+class _Local:
+    """A folder on a local disk: fsync and atomic rename give crash safety."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _p(self, key: str) -> Path:
+        return self.root / key
+
+    def exists(self, key: str) -> bool:
+        return self._p(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self._p(key).stat().st_size
+
+    def open_read(self, key: str) -> IO[bytes]:
+        return open(self._p(key), "rb")
+
+    def open_temp(self) -> tuple[str, IO[bytes]]:
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        name = f"tmp/{secrets.token_hex(8)}"
+        return name, open(self.root / name, "xb")
+
+    def finish_temp(self, tmp: str, handle: IO[bytes]) -> None:
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+
+    def commit(self, tmp: str, key: str) -> bool:
+        final = self._p(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # link() fails if the name exists, so a concurrent writer of the same object is never overwritten.
+            os.link(self.root / tmp, final)
+            created = True
+        except FileExistsError:
+            created = False
+        os.unlink(self.root / tmp)
+        if created:
+            os.chmod(final, 0o444)  # write-once
+            fsync_dir(final.parent)
+        return created
+
+    def remove(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._p(key))
+
+    def list_keys(self) -> Iterator[str]:
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return
+        for sub in sorted(base.iterdir()):
+            if sub.is_dir():
+                for f in sorted(sub.iterdir()):
+                    yield f"sha256/{sub.name}/{f.name}"
+
+
+class _Fsspec:
+    """Any fsspec filesystem. Object stores write each object whole, so put-then-rename is enough."""
+
+    def __init__(self, url: str) -> None:
+        import fsspec
+
+        self.fs, self.root = fsspec.url_to_fs(url)
+        self.root = self.root.rstrip("/")
+
+    def _p(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.isfile(self._p(key)))
+
+    def size(self, key: str) -> int:
+        return int(self.fs.size(self._p(key)))
+
+    def open_read(self, key: str) -> IO[bytes]:
+        handle: IO[bytes] = self.fs.open(self._p(key), "rb")
+        return handle
+
+    def open_temp(self) -> tuple[str, IO[bytes]]:
+        name = f"tmp/{secrets.token_hex(8)}"
+        self.fs.makedirs(self._p("tmp"), exist_ok=True)
+        handle: IO[bytes] = self.fs.open(self._p(name), "wb")
+        return name, handle
+
+    def finish_temp(self, tmp: str, handle: IO[bytes]) -> None:
+        handle.close()
+
+    def commit(self, tmp: str, key: str) -> bool:
+        if self.fs.isfile(self._p(key)):
+            self.fs.rm(self._p(tmp))
+            return False
+        parent = self._p(key).rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        self.fs.mv(self._p(tmp), self._p(key))
+        return True
+
+    def remove(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._p(key))
+
+    def list_keys(self) -> Iterator[str]:
+        base = self._p("sha256")
+        if not self.fs.exists(base):
+            return
+        for path in sorted(self.fs.find(base)):
+            yield path[len(self.root) + 1:] if path.startswith(self.root) else path.split(f"{self.root}/", 1)[-1]
+
+
+def key_of(digest: str) -> str:
+    hexd = check_digest(digest)[7:]
+    return f"sha256/{hexd[:2]}/{hexd}"
+
+
+class Store:
+    """A content-addressed, write-once object store."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        local = url[len("file://"):] if url.startswith("file://") else (None if "://" in url else url)
+        self._b: _Backend = _Local(Path(local)) if local is not None else _Fsspec(url)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self._b, _Local)
+
+    def exists(self, digest: str) -> bool:
+        return self._b.exists(key_of(digest))
+
+    def size(self, digest: str) -> int:
+        return self._b.size(key_of(digest))
+
+    def local_path(self, digest: str) -> Path | None:
+        """The object's file on a local disk (for readers that want a path), or None for a remote store."""
+        if isinstance(self._b, _Local):
+            return self._b._p(key_of(digest))
+        return None
+
+    def put_stream(self, chunks: Iterable[bytes], *, expected: str | None = None,
+                   max_bytes: int | None = None) -> Stored:
+        """Stream bytes in, hashing as they are written; land them under their digest."""
+        h = hashlib.sha256()
+        size = 0
+        tmp, handle = self._b.open_temp()
+        try:
+            for block in chunks:
+                size += len(block)
+                if max_bytes is not None and size > max_bytes:
+                    raise StoreError("FILE_TOO_LARGE", f"more than the {max_bytes}-byte cap",
+                                     hint="raise the connector's max_bytes if this size is expected")
+                h.update(block)
+                handle.write(block)
+            self._b.finish_temp(tmp, handle)
+        except BaseException:
+            handle.close()
+            self._b.remove(tmp)
+            raise
+        digest = "sha256:" + h.hexdigest()
+        if expected is not None and expected != digest:
+            self._b.remove(tmp)
+            raise StoreError("HASH_MISMATCH", f"the bytes written as {expected} hash to {digest}",
+                             hint="the source changed or was corrupted in transit")
+        created = self._b.commit(tmp, key_of(digest))
+        return Stored(digest, size, created)
+
+    def put_bytes(self, data: bytes, *, expected: str | None = None) -> Stored:
+        return self.put_stream([data], expected=expected)
+
+    def put_file(self, path: Path, *, max_bytes: int | None = None) -> Stored:
+        with open(path, "rb") as fh:
+            return self.put_stream(iter(lambda: fh.read(CHUNK), b""), max_bytes=max_bytes)
+
+    @contextlib.contextmanager
+    def open(self, digest: str) -> Iterator[IO[bytes]]:
+        """Read an object (unverified; use ``read_bytes`` or ``verify`` to check it)."""
+        key = key_of(digest)
+        try:
+            handle = self._b.open_read(key)
+        except FileNotFoundError as exc:
+            raise StoreError("OBJECT_MISSING", f"{digest} is not in the store {self.url}",
+                             hint="`kfm store pull` copies a dataset's objects from the shared store") from exc
+        with handle:
+            yield handle
+
+    def iter_bytes(self, digest: str, *, verify: bool = True) -> Iterator[bytes]:
+        """Stream an object; with ``verify`` the last block is followed by a HASH_MISMATCH error if it is corrupt."""
+        h = hashlib.sha256()
+        with self.open(digest) as fh:
+            while block := fh.read(CHUNK):
+                if verify:
+                    h.update(block)
+                yield block
+        if verify and "sha256:" + h.hexdigest() != digest:
+            raise StoreError("HASH_MISMATCH", f"the stored object {digest} is corrupt",
+                             hint="restore it from another store (`kfm store pull`) or acquire again")
+
+    def read_bytes(self, digest: str, *, verify: bool = True) -> bytes:
+        return b"".join(self.iter_bytes(digest, verify=verify))
+
+    def verify(self, digest: str) -> str | None:
+        """None when the object is present and intact, else OBJECT_MISSING or HASH_MISMATCH."""
+        try:
+            for _ in self.iter_bytes(digest, verify=True):
+                pass
+        except StoreError as exc:
+            return exc.code
+        return None
+
+    def digests(self) -> Iterator[str]:
+        for key in self._b.list_keys():
+            parts = key.split("/")
+            if len(parts) == 3 and parts[0] == "sha256" and len(parts[2]) == 64:
+                yield "sha256:" + parts[2]
+
+    def copy_to(self, other: Store, digests: Iterable[str]) -> tuple[int, int]:
+        """Copy objects that ``other`` lacks, verifying each as it streams. Returns (copied, already there)."""
+        copied = present = 0
+        for digest in digests:
+            if other.exists(digest):
+                present += 1
+                continue
+            other.put_stream(self.iter_bytes(digest, verify=True), expected=digest)
+            copied += 1
+        return copied, present
