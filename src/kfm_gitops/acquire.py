@@ -240,8 +240,9 @@ def acquire_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period,
         rid=rid, slug=slug, actor=actor(frozen.committer), operation="acquire",
         inputs=[{"uri": terms["source_uri"], "digest": terms["digest"], "role": "terms"}]
         + [{"uri": o.source_uri, "digest": o.digest} for o in objects],
-        outputs=([{"uri": manifest_rel, "digest": manifest_digest, "role": "acquisition"}] if manifest_rel else [])
-        + [{"uri": f"kfm://artifact/{o.digest}", "digest": o.digest} for o in objects],
+        # A failed run acquired nothing, whatever bytes it left in the (content-addressed) store.
+        outputs=[{"uri": manifest_rel, "digest": manifest_digest, "role": "acquisition"}]
+        + [{"uri": f"kfm://artifact/{o.digest}", "digest": o.digest} for o in objects] if manifest_rel else [],
         env=environment(frozen.git_commit, params_digest), findings=outcome.findings,
         chunk={"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
         plan=os.path.relpath(plan.path.resolve(), config.root.resolve()),

@@ -1,0 +1,154 @@
+"""The content-addressed store, on a local disk and on fsspec's in-memory filesystem (so that no local path leaks
+through the interface)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kfm_gitops.store import Store, StoreError, key_of
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "local":
+        yield Store(str(tmp_path / "objects"))
+    else:
+        url = f"memory://kfm-test-{uuid.uuid4().hex}"
+        s = Store(url)
+        yield s
+        import fsspec
+
+        fs = fsspec.filesystem("memory")
+        if fs.exists(url[len("memory://"):]):
+            fs.rm(url[len("memory://"):], recursive=True)
+
+
+def test_put_and_read_back(store: Store) -> None:
+    data = b"reports,1\n" * 1000
+    stored = store.put_bytes(data)
+    assert stored.digest == digest(data)
+    assert stored.size == len(data)
+    assert stored.created
+    assert store.exists(stored.digest)
+    assert store.read_bytes(stored.digest) == data
+    assert store.size(stored.digest) == len(data)
+    assert list(store.digests()) == [stored.digest]
+
+
+def test_writing_the_same_bytes_again_is_a_no_op(store: Store) -> None:
+    a = store.put_bytes(b"same")
+    b = store.put_stream(iter([b"sa", b"me"]))
+    assert a.digest == b.digest
+    assert not b.created
+    assert list(store.digests()) == [a.digest]
+
+
+def test_writing_other_bytes_under_a_name_is_a_hash_mismatch(store: Store) -> None:
+    expected = digest(b"what the manifest says")
+    with pytest.raises(StoreError) as err:
+        store.put_bytes(b"something else", expected=expected)
+    assert err.value.code == "HASH_MISMATCH"
+    assert not store.exists(expected)
+    assert list(store.digests()) == []
+
+
+def test_size_cap_leaves_nothing_behind(store: Store) -> None:
+    with pytest.raises(StoreError) as err:
+        store.put_stream(iter([b"x" * 600, b"y" * 600]), max_bytes=1000)
+    assert err.value.code == "FILE_TOO_LARGE"
+    assert list(store.digests()) == []
+
+
+def test_an_interrupted_write_leaves_no_object(store: Store) -> None:
+    def broken() -> Iterator[bytes]:
+        yield b"partial"
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.put_stream(broken())
+    assert list(store.digests()) == []
+    assert not store.exists(digest(b"partial"))
+
+
+def test_missing_object(store: Store) -> None:
+    d = digest(b"never stored")
+    assert store.verify(d) == "OBJECT_MISSING"
+    with pytest.raises(StoreError) as err:
+        store.read_bytes(d)
+    assert err.value.code == "OBJECT_MISSING"
+
+
+def test_bad_digests_are_refused(store: Store) -> None:
+    from kfm_gitops.identity import IdentityError
+
+    for bad in ("sha256:" + "0" * 64, "sha256:ABC", "md5:" + "a" * 32, "sha256:" + "a" * 64 + "/../x"):
+        with pytest.raises(IdentityError):
+            store.exists(bad)
+
+
+def test_copy_between_stores(tmp_path: Path) -> None:
+    local = Store(str(tmp_path / "a"))
+    remote = Store(f"memory://kfm-copy-{uuid.uuid4().hex}")
+    ds = [local.put_bytes(f"object {i}".encode()).digest for i in range(5)]
+    remote.put_bytes(b"object 0")
+    copied, present = local.copy_to(remote, ds)
+    assert (copied, present) == (4, 1)
+    assert sorted(remote.digests()) == sorted(ds)
+    assert all(remote.verify(d) is None for d in ds)
+
+
+def test_local_objects_are_write_once_files(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "objects"))
+    d = store.put_bytes(b"immutable").digest
+    path = store.local_path(d)
+    assert path is not None
+    assert path == tmp_path / "objects" / key_of(d)
+    assert path.stat().st_mode & 0o222 == 0
+    assert os.listdir(tmp_path / "objects" / "tmp") == []
+
+
+def test_tampering_is_detected(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "objects"))
+    d = store.put_bytes(b"original bytes").digest
+    path = store.local_path(d)
+    assert path is not None
+    path.chmod(0o644)
+    path.write_bytes(b"original bytez")
+    assert store.verify(d) == "HASH_MISMATCH"
+    with pytest.raises(StoreError) as err:
+        store.read_bytes(d)
+    assert err.value.code == "HASH_MISMATCH"
+    assert store.read_bytes(d, verify=False) == b"original bytez"
+
+
+def test_concurrent_writers_of_one_object(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "objects"))
+    data = os.urandom(2 * 1024 * 1024)
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            results.append(store.put_bytes(data).created)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert results.count(True) == 1
+    assert store.verify(digest(data)) is None
