@@ -174,6 +174,9 @@ def test_symlink_outside_the_upstream_folder(governed: Path, kfm: Runner, tmp_pa
     (('pattern: "{year}-{month}/*.csv"', 'pattern: "../{year}-{month}/*.csv"'), "SOURCE_OUTSIDE"),
     (("root: upstream/ks_storm_reports", "root: upstream/nothing_here"), "SOURCE_MISSING"),
     (('pattern: "{year}-{month}/*.csv"', 'pattern: "{year}-{month}/*.csv"\n    max_bytes: 100'), "FILE_TOO_LARGE"),
+    (('pattern: "{year}-{month}/*.csv"', 'pattern: "{year}-{mnth}/*.csv"'), "CONNECTOR_PARAMS"),
+    (('pattern: "{year}-{month}/*.csv"', 'pattern: "{year}-{month}/*.csv"\n    max_bytes: lots'), "CONNECTOR_PARAMS"),
+    (('pattern: "{year}-{month}/*.csv"', 'pattern: "{year}-{month}/*.csv"\n    recursive: true'), "CONNECTOR_PARAMS"),
 ])
 def test_bad_connector_parameters(governed: Path, kfm: Runner, change: tuple[str, str], code: str) -> None:
     write_pipeline(governed, *change)
@@ -273,3 +276,13 @@ def test_concurrent_acquisitions_take_turns(governed: Path) -> None:
     assert len(manifests(governed)) == 6
     assert len(receipts(governed)) == 12
     assert sum(out.count(" reused ") for out, _ in outs) == 6  # whichever ran second reused every acquisition
+
+
+def test_operational_params_do_not_change_the_acquisition(governed: Path, kfm: Runner) -> None:
+    assert kfm("acquire", FIRST_PLAN, "--chunk", "2023-01").code == 0
+    before = manifests(governed)
+    write_pipeline(governed, 'pattern: "{year}-{month}/*.csv"', 'pattern: "{year}-{month}/*.csv"\n    max_bytes: 99999')
+    r = kfm("acquire", FIRST_PLAN, "--chunk", "2023-01")
+    assert r.code == 0
+    assert " reused " in r.out
+    assert manifests(governed) == before

@@ -111,14 +111,21 @@ def snapshot_terms(source: str, config: Config, store: Store) -> tuple[dict[str,
 
 
 def _fetch_terms_url(url: str, store: Store) -> tuple[dict[str, Any] | None, list[Finding]]:
+    import http.client
     import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=30) as resp:
-            media = resp.headers.get_content_type() or "application/octet-stream"
+            media = resp.headers.get_content_type()
+            expected = resp.headers.get("Content-Length")
             stored = store.put_stream(iter(lambda: resp.read(65536), b""), max_bytes=TERMS_MAX_BYTES)
-    except (urllib.error.URLError, OSError, StoreError) as exc:
+        if expected is not None and expected.isdigit() and int(expected) != stored.size:
+            return None, [Finding("TERMS_MISSING", f"the terms at {url} arrived truncated", None)]
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return None, [Finding("TERMS_MISSING", f"cannot fetch the terms at {url}: HTTP {exc.code}", None)]
+    except (urllib.error.URLError, OSError, StoreError, http.client.HTTPException) as exc:
         return None, [Finding("TERMS_MISSING", f"cannot fetch the terms at {url}: {exc}", None)]
     if stored.size == 0:
         return None, [Finding("TERMS_MISSING", f"the terms at {url} are empty", None)]
@@ -162,6 +169,8 @@ def acquire_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period,
     pipeline = contract.pipeline.data
     connector_name = pipeline["connector"]["type"]
     params = dict(pipeline["connector"]["params"])
+    from kfm_gitops.connectors import identity_params
+
     zone = get_zone(plan.timezone)
     where = display_path(contract.folder / "pipeline.yaml")
     rid = new_run_id(chunk.key)
@@ -172,7 +181,7 @@ def acquire_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period,
     names = [o.name for o in objects]
     if len(set(names)) != len(names):
         outcome.findings.append(Finding("CONNECTOR_PARAMS", "two upstream objects have the same name", None))
-    source = {"connector": connector_name, "params": params, "format": pipeline["source"]["format"]}
+    source = {"connector": connector_name, "params": identity_params(params), "format": pipeline["source"]["format"]}
     manifest_rel = ""
     manifest_digest = ""
     if not outcome.failed:

@@ -97,6 +97,19 @@ class Connector(Protocol):
     def fetch(self, params: Mapping[str, Any], window: Window, ctx: Context) -> FetchResult: ...
 
 
+# How a connector fetches (not what): left out of an acquisition's identity and manifest, so that tuning a timeout
+# does not make the same bytes a new acquisition.
+OPERATIONAL_PARAMS = frozenset({"timeout", "retries", "backoff", "max_bytes"})
+
+
+def identity_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in OPERATIONAL_PARAMS}
+
+
+class TemplateError(ValueError):
+    """A template names a placeholder that does not exist, or has a stray brace."""
+
+
 def expand(template: str, window: Window) -> list[str]:
     """Fill a template's placeholders for every local day of the window; each distinct result once, in order.
 
@@ -106,11 +119,16 @@ def expand(template: str, window: Window) -> list[str]:
     seen: set[str] = set()
     for day in window.days():
         iso = day.isocalendar()
-        text = template.format(
-            year=f"{day.year:04d}", month=f"{day.month:02d}", day=f"{day.day:02d}",
-            quarter=str((day.month - 1) // 3 + 1), week=f"{iso.week:02d}", isoyear=f"{iso.year:04d}",
-            key=window.key, start=iso_utc(window.start), end=iso_utc(window.end),
-        )
+        try:
+            text = template.format(
+                year=f"{day.year:04d}", month=f"{day.month:02d}", day=f"{day.day:02d}",
+                quarter=str((day.month - 1) // 3 + 1), week=f"{iso.week:02d}", isoyear=f"{iso.year:04d}",
+                key=window.key, start=iso_utc(window.start), end=iso_utc(window.end),
+            )
+        except (KeyError, IndexError, ValueError) as exc:
+            raise TemplateError(f"template {template!r}: {exc!r} is not a placeholder (use {{year}} {{month}} "
+                                "{day} {quarter} {week} {isoyear} {key} {start} {end}; double a literal brace)"
+                                ) from exc
         if text not in seen:
             seen.add(text)
             out.append(text)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kfm_gitops.connectors import Context, FetchedObject, FetchResult, Window, expand, media_type_of
+from kfm_gitops.connectors import Context, FetchedObject, FetchResult, TemplateError, Window, expand, media_type_of
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.store import StoreError
 
@@ -37,8 +37,16 @@ class FileConnector:
             result.findings.append(Finding("CONNECTOR_PARAMS", "the file connector needs params root and pattern",
                                            loc, hint='e.g. root: upstream/x, pattern: "{year}-{month}/*.csv"'))
             return result
+        unknown = sorted(set(params) - {"root", "pattern", "terms", "max_bytes"})
+        if unknown:
+            result.findings.append(Finding("CONNECTOR_PARAMS", f"unknown file connector params: {', '.join(unknown)}",
+                                           loc, hint="the file connector takes root, pattern, terms and max_bytes"))
+            return result
         cap = params.get("max_bytes", ctx.max_bytes)
-        max_bytes = int(cap) if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else ctx.max_bytes
+        if not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0:
+            result.findings.append(Finding("CONNECTOR_PARAMS", f"max_bytes {cap!r} is not a positive integer", loc))
+            return result
+        max_bytes = cap
         if not Path(root_text).is_absolute() and _bad_relative(root_text):
             result.findings.append(Finding("SOURCE_OUTSIDE", f"root {root_text!r} leaves the repository", loc,
                                            hint="name a folder below the repository root, or an absolute one"))
@@ -55,7 +63,12 @@ class FileConnector:
                                            loc))
             return result
         matches: dict[str, Path] = {}
-        for glob in expand(pattern, window):
+        try:
+            globs = expand(pattern, window)
+        except TemplateError as exc:
+            result.findings.append(Finding("CONNECTOR_PARAMS", str(exc), loc))
+            return result
+        for glob in globs:
             if _bad_relative(glob):
                 result.findings.append(Finding("SOURCE_OUTSIDE", f"pattern {glob!r} leaves the upstream folder", loc,
                                                hint="patterns are relative to root and may not use '..'"))

@@ -30,7 +30,7 @@ from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from kfm_gitops import __version__
-from kfm_gitops.connectors import Context, FetchedObject, FetchResult, Window, expand, media_type_of
+from kfm_gitops.connectors import Context, FetchedObject, FetchResult, TemplateError, Window, expand, media_type_of
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.store import StoreError
 
@@ -137,12 +137,15 @@ def _targets(url_t: str, name_t: str | None, window: Window) -> tuple[list[tuple
             pairs = [(url, unquote(urlsplit(url).path.rsplit("/", 1)[-1])) for url in expand(url_t, window)]
         else:
             pairs = [(url, name) for url, name in (t.split(_SEP) for t in expand(url_t + _SEP + name_t, window))]
+    except TemplateError as exc:
+        return [], [str(exc)]
     except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
         return [], [f"a template does not fill: {type(exc).__name__}: {exc} "
                     "(placeholders: {year} {month} {day} {quarter} {week} {isoyear} {key} {start} {end})"]
     problems: list[str] = []
     by_url: dict[str, str] = {}
     by_name: dict[str, str] = {}
+    twice: set[str] = set()
     for url, name in pairs:
         problem = _url_problem(url)
         if problem is None and name == "" and name_t is None:
@@ -150,6 +153,9 @@ def _targets(url_t: str, name_t: str | None, window: Window) -> tuple[list[tuple
         if problem is None:
             problem = _name_problem(name)
         if problem is None and by_url.setdefault(url, name) != name:
+            if url in twice:
+                continue  # said once for this url
+            twice.add(url)
             problem = f"the url {url} gets two names, {by_url[url]!r} and {name!r}: the name template varies " \
                       "where the url does not"
         if problem is None and by_name.setdefault(name, url) != url:
@@ -196,10 +202,10 @@ class _Body:
     def __iter__(self) -> Iterator[bytes]:
         while True:
             try:
-                block = self.response.read(READ)
+                block = self.response.read1(READ)  # what has arrived, so that a stall is counted to the byte
             except http.client.IncompleteRead as exc:
-                raise _Retry("UPSTREAM_TRUNCATED", f"the body ended after {self.received + len(exc.partial)} "
-                                                   "bytes, inside a chunk") from None
+                raise _Retry("UPSTREAM_TRUNCATED", f"the chunked body ended early, after "
+                                                   f"{self.received + len(exc.partial)} bytes") from None
             except (OSError, http.client.HTTPException) as exc:
                 raise _Retry("UPSTREAM_UNAVAILABLE", f"{_describe(exc)} after {self.received} bytes") from None
             if not block:
