@@ -407,3 +407,18 @@ def dataset_digests(root: Path, slug: str) -> list[str]:
             if str(out.get("uri", "")).startswith("kfm://artifact/"):
                 digests.add(str(out["digest"]))
     return sorted(digests)
+
+
+def current_acquisition(root: Path, slug: str, key: str) -> tuple[Path, dict[str, Any]]:
+    """The acquisition of a chunk that nothing supersedes; refuses when there is none, or more than one."""
+    found = [(p, m) for p, m in read_manifests(root, slug) if m.get("chunk", {}).get("key") == key]
+    superseded = {s for _, m in found for s in m.get("supersedes", [])}
+    heads = [(p, m) for p, m in found if m.get("acquisition_id") not in superseded]
+    if not heads:
+        raise KfmError(f"chunk {key} of {slug} has no acquisition", hint="run `kfm acquire PLAN --chunk "
+                       f"{key}` first")
+    if len(heads) > 1:
+        raise KfmError(f"chunk {key} of {slug} has {len(heads)} current acquisitions: "
+                       f"{', '.join(sorted(str(m['acquisition_id']) for _, m in heads))}",
+                       hint="acquire the chunk again: the new acquisition supersedes them all")
+    return heads[0]

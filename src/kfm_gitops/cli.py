@@ -355,6 +355,25 @@ def acquire_cmd(plan_file: str, chunks: tuple[str, ...], store_url: str | None, 
     return EXIT_OK if report.ok else EXIT_FINDINGS
 
 
+@cli.command("process", hidden=True)
+@click.argument("plan_file", metavar="PLAN")
+@click.option("--chunk", "key", required=True, metavar="KEY", help="the chunk to process")
+@store_option
+def process_cmd(plan_file: str, key: str, store_url: str | None) -> int:
+    """Run one acquired chunk through WORK to PROCESSED and write its run folder (a debugging verb)."""
+    from kfm_gitops.acquire import freeze, write_run
+    from kfm_gitops.chunk import run_chunk_cli
+
+    path = Path(plan_file)
+    cfg = _require_config(path.parent)
+    from kfm_gitops.plan import load_plan
+
+    p = load_plan(path, cfg)
+    summary = run_chunk_cli(cfg, p, key, _store(cfg, store_url), freeze, write_run)
+    click.echo(summary)
+    return EXIT_OK if "quarantined whole" not in summary else EXIT_FINDINGS
+
+
 @cli.group()
 def raw() -> None:
     """Check the RAW zone."""

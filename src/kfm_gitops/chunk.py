@@ -1,0 +1,273 @@
+"""One chunk through WORK to PROCESSED: RAW objects in; normalised, checked rows out as GeoParquet partitions in
+the store; failures in QUARANTINE with a reason each; a QA report and a quarantine record for the run folder.
+
+``process_chunk`` is the library entry point; `kfm process PLAN --chunk KEY` runs it from the command line, and the
+backfill run (issue #7) runs it for every chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kfm_gitops.dataset import Contract
+from kfm_gitops.findings import Finding, Location
+from kfm_gitops.materialize import MEDIA_TYPE, PartitionWriter, drop_rows, store_artifact
+from kfm_gitops.normalize import REASONS, Normalizer, read_batches
+from kfm_gitops.periods import Period
+from kfm_gitops.qa import QA, partition_start_column, window_mask
+from kfm_gitops.store import Store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+QUARANTINE_LISTED = 1000  # records listed in quarantine.json; all of them are in the store object
+_STRFTIME = {"daily": "%Y-%m-%d", "monthly": "%Y-%m", "yearly": "%Y"}
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    key: str
+    partitions: list[dict[str, Any]] = field(default_factory=list)  # partition, digest, size, rows, bbox, temporal
+    qa: dict[str, Any] = field(default_factory=dict)
+    quarantine: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    inputs: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def quarantined_whole(self) -> bool:
+        return bool(self.quarantine.get("whole_chunk"))
+
+    @property
+    def empty(self) -> bool:
+        return not self.inputs
+
+
+def row_hash(values: list[Any]) -> str:
+    """The digest of a raw row (its values, in order), so a quarantine record can name a row without its content."""
+    return "sha256:" + hashlib.sha256(json.dumps(values, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def _local(store: Store, digest: str, work: Path) -> Path:
+    path = store.local_path(digest)
+    if path is not None:
+        return path
+    target = work / "inputs" / digest[7:]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as fh:
+        for block in store.iter_bytes(digest, verify=True):
+            fh.write(block)
+    return target
+
+
+def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, store: Store, work: Path,
+                  time_axis: str) -> ChunkResult:
+    """Run one chunk; ``work`` is a private scratch folder (removed by the caller)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    dataset, pipeline = contract.dataset.data, contract.pipeline.data
+    work.mkdir(parents=True, exist_ok=True)
+    result = ChunkResult(chunk.key)
+    norm = Normalizer(dataset, pipeline)
+    schema = norm.schema()
+    part = contract.partitioning
+    axes = contract.time_axes
+    id_col = dataset["schema"]["id_column"]
+    geom_col = dataset["schema"]["geometry"]["column"]
+    time_col = axes["valid_time"]["start_column"] if part["axis"] == "valid_time" else axes[part["axis"]]["column"]
+    qa = QA([c["name"] for c in dataset["schema"]["columns"]])
+    writers: dict[str, PartitionWriter] = {}
+    keep_ids: list[pa.Array] = []
+    keep_parts: list[np.ndarray] = []
+    part_names: list[str] = []
+    quarantined: list[dict[str, Any]] = []
+    q_rows: list[pa.Table] = []
+    fmt = pipeline["source"]["format"]
+    options = dict(pipeline["source"].get("options", {}))
+    if dataset["extent"]["crs"] != "OGC:CRS84":
+        result.findings.append(Finding("CRS_UNSUPPORTED", f"CRS {dataset['extent']['crs']} is not supported yet",
+                                       Location(f"datasets/{contract.slug}/dataset.yaml"),
+                                       hint="publish in OGC:CRS84 (longitude, latitude)"))
+        return result
+    for obj in sorted(manifest["objects"], key=lambda o: o["name"]):
+        result.inputs.append({"uri": f"kfm://artifact/{obj['digest']}", "digest": obj["digest"]})
+        path = _local(store, obj["digest"], work)
+        first = 1
+        try:
+            batches = list(read_batches(path, fmt, options)) if fmt in ("geojson",) else read_batches(path, fmt,
+                                                                                                        options)
+            for raw in batches:
+                n = norm.normalize(raw, obj["name"], first)
+                reasons = n.reasons
+                outside = window_mask(n.table, time_axis, axes, chunk.start, chunk.end)
+                reasons[(reasons == 0) & outside] = REASONS.index("OUT_OF_WINDOW") + 1
+                qa.add(n.table, reasons, id_col)
+                bad = np.nonzero(reasons)[0]
+                if len(bad):
+                    sub = n.raw.take(pa.array(bad))
+                    rows = sub.to_pylist()
+                    ids = n.table.column(id_col).take(pa.array(bad)).to_pylist()
+                    for i, row, rid in zip(bad, rows, ids, strict=True):
+                        quarantined.append({"source": obj["name"], "row": int(first + i),
+                                            "id": None if rid is None else str(rid),
+                                            "reason": REASONS[int(reasons[i]) - 1],
+                                            "row_hash": row_hash(list(row.values()))})
+                    q_rows.append(pa.Table.from_pylist([{k: (None if v is None else str(v)) for k, v in r.items()}
+                                                        for r in rows]))
+                good = pa.array(reasons == 0)
+                accepted = n.table.filter(good)
+                if accepted.num_rows:
+                    starts = partition_start_column(accepted, part["axis"], axes)
+                    local = pc.cast(starts, pa.timestamp("us", tz=part["timezone"]))
+                    keys = pc.strftime(local, format=_STRFTIME[part["mode"]])
+                    key_list = keys.to_pylist()
+                    for key in sorted(set(key_list)):
+                        if key not in writers:
+                            writers[key] = PartitionWriter(key, work / "partitions" / f"{key}.parquet", schema,
+                                                           geom_col, time_col)
+                            part_names.append(key)
+                        mask = pc.equal(keys, key)
+                        writers[key].write(accepted.filter(mask))
+                    keep_ids.append(accepted.column(id_col).combine_chunks())
+                    index = {k: i for i, k in enumerate(part_names)}
+                    keep_parts.append(np.array([index[k] for k in key_list], dtype=np.int32))
+                first += raw.num_rows
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            result.findings.append(Finding("SOURCE_UNREADABLE", f"{obj['name']}: {exc}",
+                                           Location(f"kfm://artifact/{obj['digest']}"),
+                                           hint="the chunk is quarantined whole; fix the upstream file"))
+    metas = {key: w.close() for key, w in writers.items()}
+    # Duplicate ids: the first occurrence (objects by name, rows in order) stays; later ones go to quarantine.
+    if keep_ids:
+        ids = pa.chunked_array(keep_ids)
+        parts = np.concatenate(keep_parts)
+        order = pa.table({"id": ids, "row": pa.array(np.arange(len(ids), dtype=np.int64))})
+        grouped = order.group_by("id").aggregate([("row", "min"), ("row", "count")])
+        dup_ids = grouped.filter(pc.greater(grouped.column("row_count"), 1))
+        if dup_ids.num_rows:
+            firsts = set(dup_ids.column("row_min").to_pylist())
+            is_dup = pc.and_(pc.is_in(order.column("id"), value_set=dup_ids.column("id")),
+                             pc.invert(pc.is_in(order.column("row"), value_set=pa.array(sorted(firsts)))))
+            dup_rows = np.nonzero(np.asarray(is_dup.to_numpy(zero_copy_only=False), dtype=bool))[0]
+            qa.move(REASONS.index("DUPLICATE_ID") + 1, len(dup_rows))
+            # Row positions within each partition file, from the global order.
+            local_index = np.zeros(len(parts), dtype=np.int64)
+            for p in range(len(part_names)):
+                where = parts == p
+                local_index[where] = np.arange(int(where.sum()))
+            for p, key in enumerate(part_names):
+                in_part = dup_rows[parts[dup_rows] == p]
+                if not len(in_part):
+                    continue
+                drop = np.zeros(metas[key]["rows"], dtype=bool)
+                drop[local_index[in_part]] = True
+                for row_id in ids.take(pa.array(in_part)).to_pylist():
+                    qa.samples.setdefault("DUPLICATE_ID", []).append(str(row_id))
+                    quarantined.append({"source": None, "row": None, "id": str(row_id), "reason": "DUPLICATE_ID",
+                                        "row_hash": None})
+                metas[key] = drop_rows(work / "partitions" / f"{key}.parquet", drop, schema, geom_col, time_col, key)
+    result.qa = qa.report(dict(dataset.get("qa", {})), contract.slug, chunk.key)
+    whole = result.qa["status"] == "fail" or any(f.code == "SOURCE_UNREADABLE" for f in result.findings)
+    rows_digest = None
+    if q_rows:
+        import pyarrow.parquet as pq
+
+        table = pa.concat_tables(q_rows, promote_options="permissive")
+        qpath = work / "quarantine.parquet"
+        pq.write_table(table, str(qpath), compression="zstd")
+        rows_digest = store.put_file(qpath).digest
+    counts: dict[str, int] = {}
+    for q in quarantined:
+        counts[q["reason"]] = counts.get(q["reason"], 0) + 1
+    result.quarantine = {
+        "kfm_quarantine_version": "v1",
+        "dataset_slug": contract.slug,
+        "chunk": chunk.key,
+        "whole_chunk": whole,
+        "reasons": ["QA_THRESHOLD"] if whole else [],
+        "threshold_failures": result.qa["threshold_failures"],
+        "counts": dict(sorted(counts.items())),
+        "records": quarantined[:QUARANTINE_LISTED],
+        "records_listed": min(len(quarantined), QUARANTINE_LISTED),
+        "records_total": len(quarantined),
+        "rows_object": rows_digest,
+    }
+    if whole:
+        result.findings.append(Finding("QA_THRESHOLD", f"chunk {chunk.key} is quarantined whole: "
+                                       + "; ".join(result.qa["threshold_failures"] or ["an input could not be read"]),
+                                       None, hint="fix the data or shrink the window; nothing of it is published"))
+        return result
+    for key in sorted(metas):
+        meta = metas[key]
+        if meta["rows"] == 0:
+            continue
+        digest, size = store_artifact(store, work / "partitions" / f"{key}.parquet")
+        result.partitions.append({**meta, "digest": digest, "size": size, "media_type": MEDIA_TYPE})
+    return result
+
+
+def clean(work: Path) -> None:
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def run_chunk_cli(config: Any, plan: Any, key: str, store: Store, freeze: Any, write_run: Any) -> str:
+    """`kfm process`: one chunk from its current acquisition to a run folder; a summary to print."""
+    from kfm_gitops._fs import RepoLock
+    from kfm_gitops.acquire import current_acquisition
+    from kfm_gitops.dataset import load_contract
+    from kfm_gitops.errors import FindingsError, UsageError
+    from kfm_gitops.identity import digest_of, sha256_digest
+    from kfm_gitops.periods import iso_utc
+    from kfm_gitops.receipts import RECEIPT_FILE, actor, environment, make_receipt, new_run_id, run_folder_name
+
+    contract = load_contract(config.root, plan.slug, config.vocab)
+    if isinstance(contract, list):
+        raise FindingsError(contract, f"dataset {plan.slug!r} has no valid contract")
+    chunks = {c.key: c for c in plan.chunks()}
+    if key not in chunks:
+        raise UsageError(f"no chunk {key} in this plan", hint=f"its chunks: {', '.join(sorted(chunks))}")
+    chunk = chunks[key]
+    with RepoLock(config.root):
+        frozen = freeze(config, plan, contract)
+        mpath, manifest = current_acquisition(config.root, plan.slug, key)
+        rid = new_run_id(key)
+        work = config.root / ".kfm" / "staging" / f"{run_folder_name(rid)}.work"
+        try:
+            result = process_chunk(contract, manifest, chunk, store, work, plan.time_axis)
+        finally:
+            clean(work)
+        qa_bytes = (json.dumps(result.qa, indent=2, sort_keys=True) + "\n").encode()
+        q_bytes = (json.dumps(result.quarantine, indent=2, sort_keys=True) + "\n").encode()
+        manifest_rel = mpath.relative_to(config.root).as_posix()
+        params = digest_of({"operation": "process", "chunk": key, "acquisition": manifest["acquisition_id"],
+                            "spec_hash": contract.spec_hash})
+        receipt = make_receipt(
+            rid=rid, slug=plan.slug, actor=actor(frozen.committer), operation="process",
+            inputs=[{"uri": manifest_rel, "digest": sha256_digest(mpath.read_bytes()), "role": "acquisition"},
+                    *result.inputs],
+            outputs=[{"uri": f"kfm://artifact/{p['digest']}", "digest": p["digest"],
+                      "role": f"partition:{p['partition']}"} for p in result.partitions]
+            + [{"uri": "qa.json", "digest": sha256_digest(qa_bytes), "role": "qa"},
+               {"uri": "quarantine.json", "digest": sha256_digest(q_bytes), "role": "quarantine"}],
+            env=environment(frozen.git_commit, params), findings=result.findings,
+            chunk={"key": key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
+            plan=str(plan.path),
+        )
+        folder, _ = write_run(config.root, plan.slug, rid, {RECEIPT_FILE: receipt.bytes, "qa.json": qa_bytes,
+                                                              "quarantine.json": q_bytes})
+    lines = [f"chunk {key}: {result.qa['rows']['total']} rows, {result.qa['rows']['accepted']} accepted, "
+             f"{result.qa['rows']['quarantined']} quarantined"]
+    for code, count in result.quarantine["counts"].items():
+        lines.append(f"  quarantined {count} x {code}")
+    if result.quarantined_whole:
+        lines.append(f"chunk {key} quarantined whole: " + "; ".join(result.qa["threshold_failures"]))
+    for p in result.partitions:
+        lines.append(f"  partition {p['partition']}: {p['rows']} rows -> {p['digest']}")
+    lines.append(f"run folder {folder}")
+    return "\n".join(lines)
