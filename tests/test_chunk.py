@@ -83,6 +83,10 @@ def test_the_bad_batch_is_quarantined_with_its_reasons(acquired: Path, kfm: Runn
     assert out.splitlines()[0] == "chunk 2023-03: 129 rows, 120 accepted, 9 quarantined"
     folder = run_folder(acquired, "2023-03")
     q = json.loads((folder / "quarantine.json").read_text())
+    from kfm_gitops.schema import validate_data
+
+    assert validate_data(q, "quarantine") == []
+    assert validate_data(json.loads((folder / "qa.json").read_text()), "qa") == []
     assert q["counts"] == {"DUPLICATE_ID": 1, "GEOMETRY_INVALID": 2, "GEOMETRY_OVERPRECISE": 1, "OUT_OF_EXTENT": 1,
                            "OUT_OF_WINDOW": 1, "SCHEMA_INVALID": 3}
     by_id = {r["id"]: r["reason"] for r in q["records"]}

@@ -157,11 +157,15 @@ def check_pipeline(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[
         out.append(Finding("PIPELINE_GEOMETRY", "a CSV source needs source.geometry (from: xy or wkt)",
                            doc.locate(("source",), key=True)))
     if geom is not None:
-        need = {"xy": ("x", "y"), "wkt": ("column",), "geojson": ()}[geom["from"]]
+        need = {"xy": ("x", "y"), "wkt": ("column",), "wkb": ("column",), "geojson": ()}[geom["from"]]
         for k in need:
             if k not in geom:
                 out.append(Finding("PIPELINE_GEOMETRY", f"source.geometry from {geom['from']} needs '{k}'",
                                    doc.locate(("source", "geometry"), key=True)))
+    if dataset is not None and "crs" in src and src["crs"] != dataset.data["extent"]["crs"]:
+        out.append(Finding("PIPELINE_CRS", f"the source is in {src['crs']}, the contract publishes "
+                           f"{dataset.data['extent']['crs']}; kfm does not reproject",
+                           doc.locate(("source", "crs")), hint="deliver the source in the contract's CRS"))
     for i, t in enumerate(d.get("transforms", [])):
         need_key = "names" if t["op"] == "drop" else "columns"
         if need_key not in t:
@@ -251,5 +255,7 @@ def validate_paths(config: Config | None, args: list[str]) -> tuple[list[str], l
             folder_slug = path.parent.name if path.parent.parent.name == "datasets" else None
             findings.extend(check_dataset(doc, vocab, folder_slug))
         else:
-            findings.extend(check_pipeline(doc, None))
+            sibling = _yaml.load(path.parent / DATASET_FILE)
+            usable = isinstance(sibling, _yaml.Document) and not schema.validate(sibling, "dataset")
+            findings.extend(check_pipeline(doc, sibling if usable and isinstance(sibling, _yaml.Document) else None))
     return checked, findings

@@ -19,7 +19,7 @@ from kfm_gitops._yaml import Document, JsonPath
 from kfm_gitops.findings import Finding
 
 # Documents people write (with generated validators for the hook path), then evidence records kfm writes.
-SCHEMA_NAMES = ("common", "plan", "dataset", "pipeline", "kfm", "acquisition", "receipt")
+SCHEMA_NAMES = ("common", "plan", "dataset", "pipeline", "kfm", "acquisition", "receipt", "qa", "quarantine")
 GENERATED = ("plan", "dataset", "pipeline", "kfm")
 _COMMON_REF = "common.schema.json#/$defs/"
 

@@ -1,0 +1,59 @@
+"""QA checks as vectorised functions: the chunk window on each time axis, and thresholds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from kfm_gitops.qa import QA, window_mask
+
+START, END = datetime(2023, 3, 1, tzinfo=UTC), datetime(2023, 4, 1, tzinfo=UTC)
+TS = pa.timestamp("us", tz="UTC")
+
+
+def t(s: str | None) -> datetime | None:
+    return None if s is None else datetime.fromisoformat(s)
+
+
+def test_event_time_is_half_open() -> None:
+    times = ["2023-02-28T23:59:59+00:00", "2023-03-01T00:00:00+00:00", "2023-03-31T23:59:59+00:00",
+             "2023-04-01T00:00:00+00:00", None]
+    table = pa.table({"when": pa.array([t(s) for s in times], TS)})
+    mask = window_mask(table, "event_time", {"event_time": {"column": "when"}}, START, END)
+    assert mask.tolist() == [True, False, False, True, False]
+
+
+def test_valid_time_overlaps() -> None:
+    intervals = [("2023-01-01", "2023-03-01"),  # ends where the window starts: no overlap
+                 ("2023-01-01", "2023-03-02"),  # overlaps the start
+                 ("2023-03-10", "2023-03-11"),  # inside
+                 ("2023-03-31", "2023-05-01"),  # overlaps the end
+                 ("2023-04-01", "2023-05-01"),  # starts where the window ends: no overlap
+                 ("2022-01-01", "2024-01-01")]  # covers it
+    table = pa.table({
+        "vf": pa.array([t(a + "T00:00:00+00:00") for a, _ in intervals], TS),
+        "vt": pa.array([t(b + "T00:00:00+00:00") for _, b in intervals], TS),
+    })
+    axes = {"valid_time": {"start_column": "vf", "end_column": "vt"}}
+    assert window_mask(table, "valid_time", axes, START, END).tolist() == [True, False, False, False, True, False]
+
+
+def test_thresholds_decide_the_status() -> None:
+    import numpy as np
+
+    qa = QA(["id", "magnitude"])
+    table = pa.table({"id": ["a", "b", "c", "d"], "magnitude": [1.0, None, None, 2.0]})
+    qa.add(table, np.array([0, 0, 1, 0], dtype=np.int8), "id")
+    report = qa.report({"max_invalid_ratio": 0.3, "min_rows": 3, "max_null_ratio": {"magnitude": 0.3}}, "x", "2023-03")
+    assert report["rows"] == {"total": 4, "accepted": 3, "quarantined": 1}
+    assert report["checks"][0] == {"reason": "SCHEMA_INVALID", "failed": 1, "sample_ids": ["c"]}
+    assert report["null_ratio"] == {"id": 0.0, "magnitude": 0.333333}
+    assert report["threshold_failures"] == ["column magnitude is 33.3% null; the contract allows 30.0%"]
+    assert report["status"] == "fail"
+    ok = qa.report({"max_invalid_ratio": 0.3, "min_rows": 3}, "x", "2023-03")
+    assert ok["status"] == "pass"
+    strict = qa.report({"max_invalid_ratio": 0.2, "min_rows": 4}, "x", "2023-03")
+    assert strict["threshold_failures"] == [
+        "1 of 4 rows (25.0%) failed checks; the contract allows 20.0%",
+        "3 rows passed; the contract needs at least 4"]
