@@ -41,8 +41,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.delenv("KFM_STORE", raising=False)
-    monkeypatch.delenv("KFM_DEBUG", raising=False)
+    from kfm_gitops.receipts import CONTAINER_ENV, ENV_ALLOWLIST
+
+    for name in ("KFM_STORE", "KFM_DEBUG", "KFM_ACTOR", CONTAINER_ENV, *ENV_ALLOWLIST):
+        monkeypatch.delenv(name, raising=False)  # CI sets some of them; tests set what they need
     (tmp_path / "home").mkdir(exist_ok=True)
 
 

@@ -128,6 +128,8 @@ def test_sigint_exits_130(tmp_path: Path) -> None:
     import time
 
     script = (
+        # A shell that starts jobs in the background (as CI may) leaves SIGINT ignored: restore Python's handler.
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import time, kfm_gitops.plan\n"
         "def slow(*a, **k):\n"
         "    print('ready', flush=True); time.sleep(30)\n"
@@ -140,7 +142,12 @@ def test_sigint_exits_130(tmp_path: Path) -> None:
     assert proc.stdout.readline() == "ready\n"
     time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130
     assert err.strip() == "kfm: interrupted"
 

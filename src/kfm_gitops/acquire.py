@@ -50,6 +50,9 @@ class ChunkOutcome:
     run_folder: str | None = None
     receipt_digest: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    inputs: list[dict[str, str]] = field(default_factory=list)  # upstream sources and terms, for the receipt
+    outputs: list[dict[str, str]] = field(default_factory=list)  # the manifest and the stored objects
+    params_digest: str = ""
 
     @property
     def failed(self) -> bool:
@@ -164,6 +167,24 @@ def _changes(old: dict[str, Any], new: list[FetchedObject]) -> str:
 
 def acquire_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, store: Store, frozen: Frozen,
                   terms: dict[str, Any]) -> ChunkOutcome:
+    """Acquire one chunk and write its run folder with an acquisition receipt."""
+    outcome = fetch_chunk(config, plan, contract, chunk, store, terms)
+    rid = new_run_id(chunk.key)
+    receipt = make_receipt(
+        rid=rid, slug=contract.slug, actor=actor(frozen.committer), operation="acquire",
+        inputs=outcome.inputs, outputs=outcome.outputs,
+        env=environment(frozen.git_commit, outcome.params_digest), findings=outcome.findings,
+        chunk={"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
+        plan=os.path.relpath(plan.path.resolve(), config.root.resolve()),
+    )
+    outcome.run_folder, outcome.receipt_digest = write_run(config.root, contract.slug, rid,
+                                                           {RECEIPT_FILE: receipt.bytes})
+    return outcome
+
+
+def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, store: Store,
+                terms: dict[str, Any]) -> ChunkOutcome:
+    """Fetch one chunk into the store and write (or reuse) its acquisition manifest; no receipt."""
     slug = contract.slug
     outcome = ChunkOutcome(chunk.key)
     pipeline = contract.pipeline.data
@@ -173,7 +194,6 @@ def acquire_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period,
 
     zone = get_zone(plan.timezone)
     where = display_path(contract.folder / "pipeline.yaml")
-    rid = new_run_id(chunk.key)
     result = get(connector_name).fetch(params, Window(chunk.key, chunk.start, chunk.end, zone),
                                        Context(config.root, store, where=where))
     outcome.findings.extend(result.findings)
@@ -243,24 +263,17 @@ def acquire_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period,
             outcome.findings.append(Finding("EMPTY_CHUNK", f"no upstream data for chunk {chunk.key}: a gap",
                                             Location(manifest_rel), severity="warning",
                                             hint="an empty chunk makes no partition; the report lists the gap"))
-    params_digest = digest_of({"operation": "acquire", "plan": _plan_params(plan), "chunk": chunk.key,
-                               "connector": source})
-    receipt = make_receipt(
-        rid=rid, slug=slug, actor=actor(frozen.committer), operation="acquire",
-        inputs=[{"uri": terms["source_uri"], "digest": terms["digest"], "role": "terms"}]
-        + [{"uri": o.source_uri, "digest": o.digest} for o in objects],
-        # A failed run acquired nothing, whatever bytes it left in the (content-addressed) store.
-        outputs=[{"uri": manifest_rel, "digest": manifest_digest, "role": "acquisition"}]
-        + [{"uri": f"kfm://artifact/{o.digest}", "digest": o.digest} for o in objects] if manifest_rel else [],
-        env=environment(frozen.git_commit, params_digest), findings=outcome.findings,
-        chunk={"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
-        plan=os.path.relpath(plan.path.resolve(), config.root.resolve()),
-    )
-    outcome.run_folder, outcome.receipt_digest = write_run(config.root, slug, rid, {RECEIPT_FILE: receipt.bytes})
+    outcome.params_digest = digest_of({"operation": "acquire", "plan": plan_params(plan), "chunk": chunk.key,
+                                       "connector": source})
+    outcome.inputs = [{"uri": terms["source_uri"], "digest": terms["digest"], "role": "terms"}] + [
+        {"uri": o.source_uri, "digest": o.digest} for o in objects]
+    # A failed run acquired nothing, whatever bytes it left in the (content-addressed) store.
+    outcome.outputs = [{"uri": manifest_rel, "digest": manifest_digest, "role": "acquisition"}] + [
+        {"uri": f"kfm://artifact/{o.digest}", "digest": o.digest} for o in objects] if manifest_rel else []
     return outcome
 
 
-def _plan_params(plan: Plan) -> dict[str, Any]:
+def plan_params(plan: Plan) -> dict[str, Any]:
     """The plan as its runs see it: without the expected version id, which the roll-up writes later."""
     data = json.loads(json.dumps(plan.doc.data))
     data.get("promotion", {}).pop("expected_dataset_version_id", None)
