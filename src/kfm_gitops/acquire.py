@@ -78,13 +78,28 @@ def freeze(config: Config, plan: Plan, contract: Contract) -> Frozen:
     workdir = _git.workdir(repo).resolve()
     plan_rel = os.path.relpath(plan.path.resolve(), workdir)
     inputs = [CONFIG_NAME, f"datasets/{contract.slug}", plan_rel, "policies"]
-    changed = _git.changed_paths(repo, inputs)
+    changed = [p for p in _git.changed_paths(repo, inputs)
+               if not (p == plan_rel and _only_expected_id_differs(repo, plan_rel, plan))]
     if changed:
         raise FindingsError(
             [Finding("INPUTS_UNCOMMITTED", f"{p} differs from HEAD", Location(p),
                      hint="commit it (or restore it) before a real run") for p in changed],
             "refusing to run from uncommitted inputs: a run that cannot be reproduced cannot be promoted")
     return Frozen(commit, _git.committer_email(repo))
+
+
+def _only_expected_id_differs(repo: Any, rel: str, plan: Plan) -> bool:
+    """What kfm writes into a plan (the roll-up's expected id) does not make it an uncommitted input."""
+    from kfm_gitops import _yaml
+
+    commit = _git.head_commit(repo)
+    blob = _git.read_blob(repo, commit, rel) if commit else None
+    if blob is None:
+        return False
+    committed = _yaml.loads(blob.decode("utf-8", "replace"), rel)
+    if isinstance(committed, list):
+        return False
+    return plan_params_data(committed.data) == plan_params_data(plan.doc.data)
 
 
 def snapshot_terms(source: str, config: Config, store: Store) -> tuple[dict[str, Any] | None, list[Finding]]:
@@ -275,9 +290,14 @@ def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, s
 
 def plan_params(plan: Plan) -> dict[str, Any]:
     """The plan as its runs see it: without the expected version id, which the roll-up writes later."""
-    data = json.loads(json.dumps(plan.doc.data))
-    data.get("promotion", {}).pop("expected_dataset_version_id", None)
-    return dict(data)
+    return plan_params_data(plan.doc.data)
+
+
+def plan_params_data(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(json.dumps(data))
+    if isinstance(out.get("promotion"), dict):
+        out["promotion"].pop("expected_dataset_version_id", None)
+    return out
 
 
 def write_run(root: Path, slug: str, rid: str, files: dict[str, bytes]) -> tuple[str, str]:

@@ -375,6 +375,131 @@ def process_cmd(plan_file: str, key: str, store_url: str | None) -> int:
 
 
 @cli.group()
+def backfill() -> None:
+    """Run a backfill plan: chunks in parallel, resumable, rolled up into a dataset version."""
+
+
+def _print_dry_run(items: list[dict[str, Any]]) -> None:
+    click.echo(f"dry run: {len(items)} chunk(s); nothing is written")
+    for item in items:
+        reuse = f"reuse {item['reuse']}" if item["reuse"] else "run"
+        click.echo(f"  {item['chunk']:<12} [{item['start']}, {item['end']})  partitions {', '.join(item['partitions'])}"
+                   f"  -> {reuse}")
+        for src in item["sources"][:3]:
+            click.echo(f"  {'':<12} source {src}")
+        if len(item["sources"]) > 3:
+            click.echo(f"  {'':<12} ... and {len(item['sources']) - 3} more source pattern(s)")
+
+
+def _report_backfill(result: Any, fmt: str) -> int:
+    import json
+
+    from kfm_gitops.findings import Report, render
+
+    findings = [f for c in result.chunks for f in c.findings] + result.findings
+    report = Report([c.key for c in result.chunks], findings)
+    if fmt == "json":
+        click.echo(json.dumps({"ok": result.ok, "version": result.version, "version_folder": result.version_folder,
+                               "notes": result.notes, "chunks": [
+                                   {"chunk": c.key, "state": c.state, "run": c.run_folder,
+                                    "partitions": c.partitions, "rows": list(c.rows)} for c in result.chunks],
+                               "findings": [f.as_dict() for f in findings]}, indent=2))
+        return EXIT_OK if result.ok else EXIT_FINDINGS
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if findings:
+        click.echo(render(Report([c.key for c in result.chunks], findings), fmt, what="chunk").rsplit("\n", 1)[0])
+    if result.version_folder:
+        click.echo(f"version {result.version}: {result.version_folder}/ (the plan's expected_dataset_version_id is "
+                   "set)")
+        click.echo("next: commit the plan and its evidence (data/raw/, releases/) in the plan PR")
+    elif result.version:
+        click.echo(f"version {result.version} (unchanged)")
+    return EXIT_OK if result.ok and report.ok else EXIT_FINDINGS
+
+
+def _progress() -> Any:
+    import threading
+
+    lock = threading.Lock()
+
+    def show(run: Any) -> None:
+        with lock:
+            total, accepted, quarantined = run.rows
+            detail = f" ({accepted}/{total} rows, {quarantined} quarantined)" if total else ""
+            where = f" -> {run.run_folder}" if run.run_folder else ""
+            click.echo(f"  {run.key:<12} {run.state}{detail}{where}")
+
+    return show
+
+
+@backfill.command("run")
+@click.argument("plan_file", metavar="PLAN")
+@click.option("--dry-run", is_flag=True, help="list chunks, sources, partitions and reuse; write nothing")
+@click.option("--yes", is_flag=True, help="skip the confirmation that dry_run_first asks for")
+@click.option("--chunk", "chunks", multiple=True, metavar="KEY",
+              help="only this chunk (repeat); the roll-up waits until every chunk has run")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None, help="chunks at once (at most max_parallelism)")
+@click.option("--force", is_flag=True, help="run chunks again even when a passing run can be reused")
+@store_option
+@format_option
+def backfill_run(plan_file: str, dry_run: bool, yes: bool, chunks: tuple[str, ...], jobs: int | None, force: bool,
+                 store_url: str | None, fmt: str) -> int:
+    """Run the plan's chunks (acquire, normalise, QA, materialise, receipt) and roll up a version."""
+    from kfm_gitops import backfill as bf
+    from kfm_gitops.plan import load_plan
+
+    path = Path(plan_file)
+    cfg = _require_config(path.parent)
+    p = load_plan(path, cfg)
+    store = _store(cfg, store_url)
+    if dry_run or (p.dry_run_first and not yes):
+        _print_dry_run(bf.dry_run(cfg, p, store))
+        if dry_run:
+            return EXIT_OK
+        if not sys.stdin.isatty() or not click.confirm("run it?", default=False):
+            click.echo("not run: the plan asks for a dry run first; pass --yes to run", err=True)
+            return EXIT_FINDINGS
+    if fmt == "text":
+        at_once = min(jobs or p.max_parallelism, p.max_parallelism)
+        click.echo(f"backfill {p.slug}: {len(p.chunks())} chunk(s), up to {at_once} at once, store {store.url}")
+    result = bf.run_backfill(cfg, p, store, keys=list(chunks) or None, jobs=jobs, force=force,
+                             on_change=_progress() if fmt == "text" else None)
+    return _report_backfill(result, fmt)
+
+
+@backfill.command("rollup")
+@click.argument("plan_file", metavar="PLAN")
+@store_option
+@format_option
+def backfill_rollup(plan_file: str, store_url: str | None, fmt: str) -> int:
+    """Assemble the version from chunk runs made here or on other machines (sharing a store)."""
+    from kfm_gitops import backfill as bf
+    from kfm_gitops.plan import load_plan
+
+    path = Path(plan_file)
+    cfg = _require_config(path.parent)
+    p = load_plan(path, cfg)
+    result = bf.run_backfill(cfg, p, _store(cfg, store_url), rollup_only=True)
+    return _report_backfill(result, fmt)
+
+
+@backfill.command("matrix")
+@click.argument("plan_file", metavar="PLAN")
+def backfill_matrix(plan_file: str) -> int:
+    """Print the chunk matrix as JSON for a CI job matrix: {"include": [{"chunk": ...}]}."""
+    import json
+
+    from kfm_gitops.backfill import matrix
+    from kfm_gitops.plan import load_plan
+
+    path = Path(plan_file)
+    p = load_plan(path, _require_config(path.parent))
+    click.echo(json.dumps(matrix(p)))
+    return EXIT_OK
+
+
+@cli.group()
 def raw() -> None:
     """Check the RAW zone."""
 
@@ -472,6 +597,15 @@ def init_cmd(directory: str, example: bool) -> int:
     else:
         click.echo("next: `pre-commit install`, then `kfm plan new SLUG ...` for a backfill")
     return EXIT_OK
+
+
+@cli.command("quickstart")
+@click.argument("directory")
+def quickstart_cmd(directory: str) -> int:
+    """Make a governed repository in DIRECTORY and run the example's story: first release, backfill, quarantine."""
+    from kfm_gitops.quickstart import quickstart
+
+    return quickstart(Path(directory), click.echo)
 
 
 # --- the one exit path --------------------------------------------------------------------------------------------

@@ -1,0 +1,364 @@
+"""The backfill run: every chunk of a plan goes acquire -> normalise/QA -> materialise -> receipt, up to the plan's
+parallelism at once; then the roll-up assembles the new dataset version from its base and the window's partitions.
+
+A chunk with a passing run for the same parameters is reused (no PROCESSED byte is read again) unless ``force``.
+A run writes into .kfm/staging and renames its folder into place when complete, so an interrupted chunk leaves
+nothing visible and starts clean next time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kfm_gitops._fs import RepoLock, atomic_write, fsync_dir
+from kfm_gitops.acquire import Frozen, fetch_chunk, freeze, plan_params, snapshot_terms, write_run
+from kfm_gitops.chunk import ChunkResult, clean, process_chunk
+from kfm_gitops.config import Config
+from kfm_gitops.dataset import Contract, load_contract
+from kfm_gitops.errors import FindingsError, KfmError, UsageError
+from kfm_gitops.findings import Finding, Location
+from kfm_gitops.identity import PartitionContent, dataset_version_id, digest_of, sha256_digest
+from kfm_gitops.periods import Period, iso_utc, periods
+from kfm_gitops.plan import Plan, set_expected_version
+from kfm_gitops.receipts import RECEIPT_FILE, actor, environment, make_receipt, new_run_id, run_folder_name
+from kfm_gitops.store import Store
+
+MANIFEST = "promotion-manifest.json"
+
+
+def pretty(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+@dataclass(slots=True)
+class ChunkRun:
+    key: str
+    state: str = "pending"  # pending, running, reused, done, empty, quarantined, failed
+    run_folder: str | None = None
+    receipt_digest: str | None = None
+    partitions: list[dict[str, Any]] = field(default_factory=list)  # partition, digest, raw, rows, ...
+    raw: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    rows: tuple[int, int, int] = (0, 0, 0)  # total, accepted, quarantined
+
+
+@dataclass(slots=True)
+class BackfillResult:
+    chunks: list[ChunkRun]
+    version: str | None = None
+    version_folder: str | None = None
+    notes: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings + [f for c in self.chunks for f in c.findings])
+
+
+def chunk_params(plan: Plan, contract: Contract, chunk: Period) -> str:
+    """What makes a chunk's run the same run: the plan (without the expected id), the chunk, the contract."""
+    return digest_of({"operation": "process", "plan": plan_params(plan), "chunk": chunk.key,
+                      "spec_hash": contract.spec_hash})
+
+
+def runs_of(root: Path, slug: str) -> list[tuple[Path, dict[str, Any]]]:
+    base = root / "releases" / slug / "runs"
+    out = []
+    for p in sorted(base.glob(f"*/{RECEIPT_FILE}")) if base.is_dir() else []:
+        try:
+            out.append((p.parent, json.loads(p.read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def reusable(root: Path, slug: str, key: str, params: str, store: Store) -> tuple[Path, dict[str, Any]] | None:
+    """The newest passing run of this chunk with these parameters whose partitions are all in the store."""
+    for folder, receipt in reversed(runs_of(root, slug)):
+        if receipt.get("operation") != "process" or receipt.get("chunk", {}).get("key") != key:
+            continue
+        if receipt.get("environment", {}).get("params_digest") != params:
+            continue
+        if receipt.get("validation", {}).get("status") not in ("pass", "warn"):
+            continue
+        outputs = [o for o in receipt.get("outputs", []) if str(o.get("role", "")).startswith("partition:")]
+        if all(store.exists(o["digest"]) for o in outputs):
+            return folder, receipt
+    return None
+
+
+def _from_receipt(run: ChunkRun, folder: Path, receipt: dict[str, Any], root: Path) -> None:
+    run.run_folder = folder.relative_to(root).as_posix()
+    run.receipt_digest = sha256_digest((folder / RECEIPT_FILE).read_bytes())
+    raw = [i["digest"] for i in receipt.get("inputs", []) if i.get("role") not in ("terms", "acquisition")]
+    run.raw = sorted(set(raw))
+    run.partitions = [{"partition": o["role"].split(":", 1)[1], "digest": o["digest"]}
+                      for o in receipt.get("outputs", []) if str(o.get("role", "")).startswith("partition:")]
+    qa = folder / "qa.json"
+    if qa.is_file():
+        rows = json.loads(qa.read_text())["rows"]
+        run.rows = (rows["total"], rows["accepted"], rows["quarantined"])
+
+
+def run_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, store: Store, frozen: Frozen,
+              terms: dict[str, Any], run: ChunkRun) -> None:
+    """Acquire and process one chunk; one run folder with its receipt, QA report and quarantine record."""
+    run.state = "running"
+    rid = new_run_id(chunk.key)
+    work = config.root / ".kfm" / "staging" / f"{run_folder_name(rid)}.work"
+    acquired = fetch_chunk(config, plan, contract, chunk, store, terms)
+    run.findings.extend(acquired.findings)
+    result = ChunkResult(chunk.key)
+    if not acquired.failed and acquired.manifest is not None:
+        manifest = json.loads((config.root / acquired.manifest).read_text(encoding="utf-8"))
+        try:
+            result = process_chunk(contract, manifest, chunk, store, work, plan.time_axis)
+        finally:
+            clean(work)
+        run.findings.extend(result.findings)
+    qa_bytes = pretty(result.qa) if result.qa else b""
+    q_bytes = pretty(result.quarantine) if result.quarantine else b""
+    outputs = list(acquired.outputs[:1]) + [
+        {"uri": f"kfm://artifact/{p['digest']}", "digest": p["digest"], "role": f"partition:{p['partition']}"}
+        for p in result.partitions]
+    files = {}
+    if qa_bytes:
+        files["qa.json"] = qa_bytes
+        outputs.append({"uri": "qa.json", "digest": sha256_digest(qa_bytes), "role": "qa"})
+    if q_bytes:
+        files["quarantine.json"] = q_bytes
+        outputs.append({"uri": "quarantine.json", "digest": sha256_digest(q_bytes), "role": "quarantine"})
+    receipt = make_receipt(
+        rid=rid, slug=contract.slug, actor=actor(frozen.committer), operation="process",
+        inputs=acquired.inputs, outputs=outputs,
+        env=environment(frozen.git_commit, chunk_params(plan, contract, chunk)), findings=run.findings,
+        chunk={"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
+        plan=os.path.relpath(plan.path.resolve(), config.root.resolve()),
+    )
+    folder, digest = write_run(config.root, contract.slug, rid, {RECEIPT_FILE: receipt.bytes, **files})
+    run.run_folder, run.receipt_digest = folder, digest
+    run.raw = sorted({i["digest"] for i in acquired.inputs if i.get("role") != "terms"})
+    run.partitions = [{"partition": p["partition"], "digest": p["digest"]} for p in result.partitions]
+    if result.qa:
+        rows = result.qa["rows"]
+        run.rows = (rows["total"], rows["accepted"], rows["quarantined"])
+    if any(f.severity == "error" for f in run.findings) and not result.quarantined_whole:
+        run.state = "failed"
+    elif result.quarantined_whole:
+        run.state = "quarantined"
+    elif result.empty:
+        run.state = "empty"
+    else:
+        run.state = "done"
+
+
+def base_partitions(root: Path, slug: str, base: str) -> dict[str, dict[str, Any]]:
+    if not base:
+        return {}
+    path = root / "releases" / slug / base / MANIFEST
+    if not path.is_file():
+        raise KfmError(f"the base version {base} has no {MANIFEST}", hint="the plan's prior_dataset_version_id must "
+                       "name a version of this repository")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return {p["partition"]: p for p in doc["partitions"]}
+
+
+def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun], frozen: Frozen,
+            result: BackfillResult) -> None:
+    """Assemble the version: the base's partitions with the window's replaced by the new ones."""
+    slug = contract.slug
+    blocked = [r for r in runs if r.state in ("quarantined", "failed")]
+    if blocked:
+        result.findings.append(Finding(
+            "ROLLUP_BLOCKED", "no version: chunk(s) " + ", ".join(f"{r.key} ({r.state})" for r in blocked)
+            + " did not pass", None, hint="fix the data or shrink the window; no partial promotion"))
+        return
+    base = plan.prior_version
+    carried = base_partitions(config.root, slug, base)
+    from kfm_gitops.periods import get_zone
+
+    zone = get_zone(contract.partitioning["timezone"])
+    window_keys = {p.key for p in periods(plan.start, plan.end, contract.partitioning["mode"], zone)}  # type: ignore[arg-type]
+    parts: dict[str, dict[str, Any]] = {k: v for k, v in carried.items() if k not in window_keys}
+    new_keys = []
+    for r in runs:
+        for p in r.partitions:
+            parts[p["partition"]] = {"partition": p["partition"], "processed": p["digest"], "raw": r.raw,
+                                     "run": r.run_folder}
+            new_keys.append(p["partition"])
+    gaps = sorted(window_keys - set(new_keys))
+    for g in gaps:
+        result.notes.append(f"gap: partition {g} has no data in this window")
+    if not parts:
+        result.findings.append(Finding("ROLLUP_EMPTY", "the backfill produced no partition at all", None,
+                                       hint="check the upstream for the window"))
+        return
+    contents = [PartitionContent(k, v["processed"], tuple(v["raw"])) for k, v in sorted(parts.items())]
+    version = dataset_version_id(contract.spec_hash, contents)
+    if version == base:
+        result.notes.append(f"the content equals the base version {base}: no new version")
+        result.version = base
+        return
+    folder = config.root / "releases" / slug / version
+    result.version = version
+    result.version_folder = folder.relative_to(config.root).as_posix()
+    if folder.exists():
+        result.notes.append(f"version {version} exists already: reused")
+    else:
+        write_version(config, plan, contract, runs, frozen, version, base, parts, folder)
+    set_expected_version(plan.path, version)
+
+
+def write_version(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun], frozen: Frozen,
+                  version: str, base: str, parts: dict[str, dict[str, Any]], folder: Path) -> None:
+    from kfm_gitops.materialize import MEDIA_TYPE
+
+    slug = contract.slug
+    checksums = [{"partition": k, "path": f"processed/{slug}/{k}.parquet", "digest": v["processed"],
+                  "media_type": MEDIA_TYPE} for k, v in sorted(parts.items())]
+    checksums_bytes = pretty({"kfm_checksums_version": "v1", "dataset_slug": slug, "dataset_version_id": version,
+                              "artifacts": checksums})
+    qa = {"kfm_qa_summary_version": "v1", "dataset_slug": slug, "dataset_version_id": version, "chunks": [
+        {"chunk": r.key, "state": r.state, "rows": {"total": r.rows[0], "accepted": r.rows[1],
+                                                    "quarantined": r.rows[2]}, "run": r.run_folder} for r in runs],
+          "status": "pass"}
+    qa_bytes = pretty(qa)
+    runs_doc = {"kfm_runs_version": "v1", "dataset_slug": slug, "dataset_version_id": version,
+                "base_dataset_version_id": base or None,
+                "runs": [{"chunk": r.key, "run_id": f"kfm://run/{Path(r.run_folder or '').name}",
+                          "receipt": f"{r.run_folder}/{RECEIPT_FILE}", "digest": r.receipt_digest}
+                         for r in runs if r.run_folder],
+                "carried": sorted(k for k, v in parts.items() if "run" not in v)}
+    runs_bytes = pretty(runs_doc)
+    manifest = {
+        "kfm_promotion_manifest_version": "v1",
+        "dataset_slug": slug,
+        "dataset_version_id": version,
+        "spec_hash": contract.spec_hash,
+        "base_dataset_version_id": base or None,
+        "partitions": [{"partition": k, "processed": v["processed"], "raw": sorted(v["raw"])}
+                       for k, v in sorted(parts.items())],
+        "artifacts": [{"path": c["path"], "digest": c["digest"], "media_type": c["media_type"]} for c in checksums],
+        "catalogs": [],
+        "qa": {"status": "pass", "report_digest": sha256_digest(qa_bytes)},
+        "policy": {"policy_label": plan.label, "decision_id": None},
+        "checksums_digest": sha256_digest(checksums_bytes),
+        "runs_digest": sha256_digest(runs_bytes),
+        "plan": os.path.relpath(plan.path.resolve(), config.root.resolve()),
+    }
+    manifest_bytes = pretty(manifest)
+    rid = new_run_id(sorted(parts)[-1])
+    receipt = make_receipt(
+        rid=rid, slug=slug, actor=actor(frozen.committer), operation="rollup",
+        inputs=[{"uri": f"{r.run_folder}/{RECEIPT_FILE}", "digest": r.receipt_digest or ""} for r in runs
+                if r.run_folder and r.receipt_digest],
+        outputs=[{"uri": MANIFEST, "digest": sha256_digest(manifest_bytes)},
+                 {"uri": "checksums.json", "digest": sha256_digest(checksums_bytes)},
+                 {"uri": "qa.json", "digest": sha256_digest(qa_bytes)},
+                 {"uri": "runs.json", "digest": sha256_digest(runs_bytes)}],
+        env=environment(frozen.git_commit, digest_of({"operation": "rollup", "plan": plan_params(plan)})),
+        findings=[], dataset_version_id=version, plan=str(manifest["plan"]),
+    )
+    staging = config.root / ".kfm" / "staging" / f"version-{version}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    for name, data in ((MANIFEST, manifest_bytes), ("checksums.json", checksums_bytes), ("qa.json", qa_bytes),
+                       ("runs.json", runs_bytes), (RECEIPT_FILE, receipt.bytes)):
+        atomic_write(staging / name, data)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(staging, folder)
+    fsync_dir(folder.parent)
+
+
+def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | None = None, jobs: int | None = None,
+                 force: bool = False, rollup_only: bool = False,
+                 on_change: Callable[[ChunkRun], None] | None = None) -> BackfillResult:
+    contract = load_contract(config.root, plan.slug, config.vocab)
+    if isinstance(contract, list):
+        raise FindingsError(contract, f"dataset {plan.slug!r} has no valid contract")
+    chunks = plan.chunks()
+    if keys:
+        unknown = sorted(set(keys) - {c.key for c in chunks})
+        if unknown:
+            raise UsageError(f"no chunk {', '.join(unknown)} in this plan",
+                             hint=f"its chunks: {', '.join(c.key for c in chunks)}")
+    selected = [] if rollup_only else [c for c in chunks if not keys or c.key in keys]
+    runs = {c.key: ChunkRun(c.key) for c in chunks}
+    notify = on_change or (lambda r: None)
+    with RepoLock(config.root):
+        frozen = freeze(config, plan, contract)
+        terms, problems = snapshot_terms(plan.doc.data["governance"]["upstream_terms_snapshot"], config, store)
+        if terms is None:
+            loc = plan.doc.locate(("governance", "upstream_terms_snapshot"))
+            raise FindingsError([Finding(f.code, f.message, loc, hint=f.hint) for f in problems],
+                                "no licence or terms snapshot: nothing is acquired without one")
+        todo = []
+        for c in chunks:
+            found = None if (force and c in selected) else reusable(config.root, contract.slug, c.key,
+                                                                    chunk_params(plan, contract, c), store)
+            if found is not None:
+                _from_receipt(runs[c.key], found[0], found[1], config.root)
+                runs[c.key].state = "reused"
+                notify(runs[c.key])
+            elif c in selected:
+                todo.append(c)
+
+        def one(c: Period) -> None:
+            runs[c.key].state = "running"
+            notify(runs[c.key])
+            try:
+                run_chunk(config, plan, contract, c, store, frozen, terms, runs[c.key])
+            except KfmError as exc:
+                runs[c.key].findings.append(Finding("CHUNK_FAILED", exc.message, None, hint=exc.hint))
+                runs[c.key].state = "failed"
+            notify(runs[c.key])
+
+        workers = max(1, min(jobs or plan.max_parallelism, plan.max_parallelism, len(todo) or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(one, todo))
+        result = BackfillResult([runs[c.key] for c in chunks])
+        missing = [r.key for r in result.chunks if r.state == "pending"]
+        if missing:
+            result.notes.append(f"not rolled up: chunk(s) {', '.join(missing)} have no run yet "
+                                "(run them, here or on other machines sharing the store, then `kfm backfill rollup`)")
+            return result
+        roll_up(config, plan, contract, result.chunks, frozen, result)
+    return result
+
+
+def dry_run(config: Config, plan: Plan, store: Store) -> list[dict[str, Any]]:
+    """What a run would do, chunk by chunk; writes nothing."""
+    from kfm_gitops.connectors import Window, expand
+    from kfm_gitops.periods import get_zone
+
+    contract = load_contract(config.root, plan.slug, config.vocab)
+    if isinstance(contract, list):
+        raise FindingsError(contract, f"dataset {plan.slug!r} has no valid contract")
+    part = contract.partitioning
+    zone = get_zone(part["timezone"])
+    params = contract.pipeline.data["connector"]["params"]
+    template = params.get("url") or f"{params.get('root', '')}/{params.get('pattern', '')}"
+    out = []
+    for c in plan.chunks():
+        found = reusable(config.root, contract.slug, c.key, chunk_params(plan, contract, c), store)
+        out.append({
+            "chunk": c.key, "start": iso_utc(c.start), "end": iso_utc(c.end),
+            "sources": expand(template, Window(c.key, c.start, c.end, zone)),
+            "partitions": [p.key for p in periods(c.start, c.end, part["mode"], zone)],  # type: ignore[arg-type]
+            "reuse": found[0].relative_to(config.root).as_posix() if found else None,
+        })
+    return out
+
+
+def matrix(plan: Plan) -> dict[str, Any]:
+    return {"include": [{"chunk": c.key} for c in plan.chunks()]}
+
+
+__all__ = ["BackfillResult", "ChunkRun", "Location", "dry_run", "matrix", "run_backfill"]

@@ -1,0 +1,127 @@
+"""`kfm quickstart DIR`: the whole story on the example, with embedded defaults (local store, local git).
+
+1. a governed repository with the example dataset; its upstream lost March 2023 in an outage;
+2. the first release: a backfill of January to June, with the gap reported;
+3. upstream redelivers March, with a batch of bad records;
+4. a backfill plan for the gap, its dry run, and the backfill: the gap filled, the bad batch quarantined, a new
+   version made from the first one's partitions plus March.
+
+Each step commits its evidence on main, as a merged plan PR would, and says where it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kfm_gitops import _git
+from kfm_gitops._fs import atomic_write
+from kfm_gitops.backfill import BackfillResult, dry_run, run_backfill
+from kfm_gitops.config import load_config, store_url
+from kfm_gitops.errors import FindingsError, KfmError
+from kfm_gitops.example import FIRST_PLAN, OUTAGE_MONTH, REDELIVERY, SLUG, UPSTREAM, repository_files, upstream_files
+from kfm_gitops.plan import load_plan, new_plan_path, render_template, write_new_plan
+from kfm_gitops.repository import init
+from kfm_gitops.store import Store
+
+Say = Callable[[str], None]
+
+
+def _commit(root: Path, message: str, prefixes: list[str]) -> str:
+    repo = _git.discover(root)
+    assert repo is not None
+    paths = _git.changed_paths(repo, prefixes)
+    if not paths:
+        return ""
+    # Folders that git reports as untracked are expanded into their files.
+    files: list[str] = []
+    for p in paths:
+        full = root / p
+        files.extend(sorted(f.relative_to(root).as_posix() for f in full.rglob("*") if f.is_file())
+                     if full.is_dir() else [p])
+    return str(_git.commit_index_paths(repo, "main", files, message))[:12]
+
+
+def _summary(result: BackfillResult, say: Say) -> None:
+    for c in result.chunks:
+        total, accepted, quarantined = c.rows
+        rows = f"{accepted} of {total} rows" + (f", {quarantined} quarantined" if quarantined else "")
+        say(f"     {c.key}: {c.state}" + (f" ({rows})" if total else "") + (f" -> {c.run_folder}/" if c.run_folder
+                                                                                   else ""))
+    for note in result.notes:
+        say(f"     {note}")
+    problems = [f for c in result.chunks for f in c.findings if f.code != "EMPTY_CHUNK"] + result.findings
+    for f in problems:
+        say(f"     {f.severity}: {f.code}: {f.message}")
+
+
+def quickstart(directory: Path, say: Say) -> int:
+    if directory.exists() and any(directory.iterdir()):
+        raise KfmError(f"{directory} is not empty", hint="quickstart makes a new repository: name a new folder")
+    say(f"1. A governed repository in {directory}, with the example dataset {SLUG}")
+    files = repository_files(redelivery=False)
+    res = init(directory, files, message="kfm quickstart: governed repository with the example dataset")
+    root = res.root
+    say(f"   branches main and release; datasets/{SLUG}/ (contract), {FIRST_PLAN} (first-release plan),")
+    say(f"   {UPSTREAM}/ (weekly CSV batches; March 2023 is missing: an upstream outage)")
+    cfg = load_config(root)
+    if isinstance(cfg, list):
+        raise FindingsError(cfg, "kfm.yaml is invalid")
+    store = Store(store_url(cfg))
+
+    say("2. The first release: a backfill of January to June 2023")
+    plan = load_plan(root / FIRST_PLAN, cfg)
+    first = run_backfill(cfg, plan, store)
+    _summary(first, say)
+    if first.version is None or not first.ok:
+        say("   the first release did not produce a version")
+        return 1
+    commit = _commit(root, f"Evidence: first release of {SLUG}, version {first.version}", ["data", "releases",
+                                                                                             "plans"])
+    say(f"   version {first.version}: {first.version_folder}/ (promotion-manifest.json, checksums.json, qa.json,")
+    say(f"   runs.json, receipt.json); acquisitions in data/raw/{SLUG}/; committed on main as {commit}")
+
+    say(f"3. Upstream redelivers {OUTAGE_MONTH}, with a batch of bad records")
+    march = {rel.replace(REDELIVERY, UPSTREAM): data for rel, data in upstream_files().items()
+             if rel.startswith(f"{REDELIVERY}/")}
+    for rel, data in march.items():
+        atomic_write(root / rel, data)
+    commit = _commit(root, f"Upstream redelivery of {OUTAGE_MONTH}", ["upstream"])
+    say(f"   {len(march)} files in {UPSTREAM}/{OUTAGE_MONTH}/; committed as {commit}")
+
+    say(f"4. A backfill plan for the gap, based on version {first.version}")
+    path = new_plan_path(cfg, SLUG, datetime.now(UTC))
+    start, end = datetime(2023, 3, 1, tzinfo=UTC), datetime(2023, 4, 1, tzinfo=UTC)
+    text = render_template(
+        slug=SLUG, path=path.relative_to(root).as_posix(), reason="Gap fill after the March 2023 upstream outage",
+        requested_by="ops-ana", reviewers=["steward-kim"], time_axis="event_time", start=start, end=end,
+        mode="monthly", parallelism=1, timezone="UTC", terms=f"{UPSTREAM}/TERMS.txt", label=plan.label,
+        obligations=list(plan.obligations), prior=first.version)
+    write_new_plan(path, text)
+    commit = _commit(root, "Plan: backfill the March 2023 gap", ["plans"])
+    rel = path.relative_to(root).as_posix()
+    say(f"   {rel} (validated; committed as {commit})")
+    gap_plan = load_plan(path, cfg)
+    say("   dry run (writes nothing):")
+    for item in dry_run(cfg, gap_plan, store):
+        say(f"     {item['chunk']}: partitions {', '.join(item['partitions'])}; sources "
+            f"{', '.join(item['sources'])}")
+
+    say("5. The backfill")
+    second = run_backfill(cfg, gap_plan, store)
+    _summary(second, say)
+    if second.version is None or not second.ok:
+        say("   the backfill did not produce a version")
+        return 1
+    commit = _commit(root, f"Evidence: backfill of {OUTAGE_MONTH}, version {second.version}",
+                     ["data", "releases", "plans"])
+    say(f"   version {second.version} = the first release's partitions with {OUTAGE_MONTH} filled in:")
+    say(f"   {second.version_folder}/; the plan's expected_dataset_version_id is set; committed as {commit}")
+    q = [c for c in second.chunks if c.rows[2]]
+    if q:
+        say(f"   the bad records are in QUARANTINE with their reasons: {q[0].run_folder}/quarantine.json")
+    say("")
+    say(f"Done. Look around in {root}: `git log --stat`, `kfm raw verify`, `kfm plan validate`.")
+    say("Gates, promotion on the release branch and rollback come with the next releases of kfm.")
+    return 0
