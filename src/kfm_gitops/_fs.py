@@ -123,6 +123,16 @@ class RepoLock:
             print(f"kfm: waiting for another kfm working on this repository ({self.path})", file=sys.stderr)
             fcntl.flock(fd, fcntl.LOCK_EX)
         self._fd = fd
+        # Holding the lock, no other kfm is writing here: what a killed run left in staging is garbage.
+        import shutil
+
+        staging = self.path.parent / "staging"
+        if staging.is_dir():
+            for leftover in staging.iterdir():
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
         return self
 
     def __exit__(self, *exc: object) -> None:

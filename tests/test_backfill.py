@@ -1,0 +1,247 @@
+"""The backfill run end to end: the gap filled, the bad batch quarantined, determinism, resumption, recovery from
+kill -9, a matrix run on two clones sharing a store, and the quickstart."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import GIT_ENV, Runner, git
+from kfm_gitops.example import FIRST_PLAN, REDELIVERY, UPSTREAM
+
+SLUG = "ks_storm_reports"
+KFM = str(Path(sys.executable).parent / "kfm")
+
+
+def version_of(root: Path, plan: str = FIRST_PLAN) -> str:
+    text = (root / plan).read_text()
+    line = next(ln for ln in text.splitlines() if "expected_dataset_version_id" in ln)
+    return line.split('"')[1]
+
+
+def manifest(root: Path, version: str) -> dict[str, object]:
+    doc: dict[str, object] = json.loads((root / "releases" / SLUG / version / "promotion-manifest.json").read_text())
+    return doc
+
+
+def run_folders(root: Path) -> list[str]:
+    base = root / "releases" / SLUG / "runs"
+    return sorted(p.name for p in base.iterdir()) if base.is_dir() else []
+
+
+def commit_all(root: Path, message: str) -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message)
+
+
+def gap_plan(root: Path, prior: str) -> str:
+    text = (root / FIRST_PLAN).read_text()
+    text = text.replace('start: "2023-01-01T00:00:00Z"', 'start: "2023-03-01T00:00:00Z"')
+    text = text.replace('end: "2023-07-01T00:00:00Z"', 'end: "2023-04-01T00:00:00Z"')
+    text = text.replace('prior_dataset_version_id: ""', f'prior_dataset_version_id: "{prior}"')
+    text = text.replace("max_parallelism: 2", "max_parallelism: 1")
+    import re
+
+    text = re.sub(r'expected_dataset_version_id: "[^"]*"', 'expected_dataset_version_id: "<to-be-computed>"', text)
+    rel = f"plans/{SLUG}/backfill-20230801-a1b2c3.yml"
+    (root / rel).write_text(text)
+    return rel
+
+
+def test_first_release_then_gap_fill(governed: Path, kfm: Runner) -> None:
+    r = kfm("backfill", "run", FIRST_PLAN, "--yes")
+    assert r.code == 0, r.out + r.err
+    assert "note: gap: partition 2023-03 has no data in this window" in r.out
+    v1 = version_of(governed)
+    m1 = manifest(governed, v1)
+    assert [p["partition"] for p in m1["partitions"]] == ["2023-01", "2023-02", "2023-04", "2023-05", "2023-06"]  # type: ignore[attr-defined]
+    assert m1["base_dataset_version_id"] is None
+    assert v1.startswith("2023-06.") and v1.split(".")[1] == kfm("dataset", "hash", SLUG).out.strip()[7:15]
+    commit_all(governed, "first release")
+    shutil.copytree(governed / REDELIVERY / "2023-03", governed / UPSTREAM / "2023-03")
+    rel = gap_plan(governed, v1)
+    commit_all(governed, "redelivery and gap plan")
+    r = kfm("backfill", "run", rel, "--yes")
+    assert r.code == 0, r.out + r.err
+    assert "2023-03      done (120/129 rows, 9 quarantined)" in r.out
+    v2 = version_of(governed, rel)
+    m2 = manifest(governed, v2)
+    assert m2["base_dataset_version_id"] == v1
+    parts = {p["partition"]: p["processed"] for p in m2["partitions"]}  # type: ignore[attr-defined]
+    assert sorted(parts) == ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05", "2023-06"]
+    carried = {p["partition"]: p["processed"] for p in m1["partitions"]}  # type: ignore[attr-defined]
+    assert all(parts[k] == v for k, v in carried.items())  # the base's partitions, unchanged
+    runs = json.loads((governed / "releases" / SLUG / v2 / "runs.json").read_text())
+    assert runs["carried"] == ["2023-01", "2023-02", "2023-04", "2023-05", "2023-06"]
+    assert [r["chunk"] for r in runs["runs"]] == ["2023-03"]
+    # The version id recomputes from the manifest alone.
+    from kfm_gitops.identity import PartitionContent, dataset_version_id
+
+    contents = [PartitionContent(p["partition"], p["processed"], tuple(p["raw"])) for p in m2["partitions"]]  # type: ignore[attr-defined]
+    assert dataset_version_id(str(m2["spec_hash"]), contents) == v2
+    receipt = json.loads((governed / "releases" / SLUG / v2 / "receipt.json").read_text())
+    assert receipt["operation"] == "rollup" and receipt["dataset_version_id"] == v2
+
+
+def test_rerun_reuses_everything(governed: Path, kfm: Runner) -> None:
+    assert kfm("backfill", "run", FIRST_PLAN, "--yes").code == 0
+    folders = run_folders(governed)
+    v1 = version_of(governed)
+    objects = governed / ".kfm/objects/sha256"
+    # Corrupt every PROCESSED object: a rerun that read (and verified) one would fail; this one must not read them.
+    parquet = [p for p in objects.rglob("*") if p.is_file() and p.read_bytes()[:4] == b"PAR1"]
+    assert len(parquet) == 5
+    originals = {p: p.read_bytes() for p in parquet}
+    for p in parquet:
+        p.chmod(0o644)
+        p.write_bytes(b"PAR1 this is not the object any more")
+    try:
+        r = kfm("backfill", "run", FIRST_PLAN, "--yes")
+    finally:
+        for p, data in originals.items():
+            p.write_bytes(data)
+    assert r.code == 0, r.out + r.err
+    import re
+
+    assert len(re.findall(r"^  2023-0[1-6]\s+reused", r.out, re.M)) == 6
+    assert run_folders(governed) == folders
+    assert version_of(governed) == v1
+    r = kfm("backfill", "run", FIRST_PLAN, "--yes", "--force", "--chunk", "2023-02")
+    assert r.code == 0
+    assert len(run_folders(governed)) == len(folders) + 1
+    assert version_of(governed) == v1  # the same bytes again
+
+
+def test_two_directories_give_the_same_version(tmp_path: Path, kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kfm_gitops.example import repository_files
+    from kfm_gitops.repository import init
+
+    out = []
+    for name in ("one", "two"):
+        root = tmp_path / name
+        init(root, repository_files())
+        monkeypatch.chdir(root)
+        assert kfm("backfill", "run", FIRST_PLAN, "--yes").code == 0
+        v = version_of(root)
+        out.append((v, (root / "releases" / SLUG / v / "checksums.json").read_bytes(),
+                    sorted(p.read_bytes() for p in (root / "data/raw" / SLUG).glob("*.json"))))
+    assert out[0] == out[1]
+
+
+def test_dry_run_writes_nothing_and_dry_run_first_asks(governed: Path, kfm: Runner) -> None:
+    r = kfm("backfill", "run", FIRST_PLAN, "--dry-run")
+    assert r.code == 0
+    assert r.out.splitlines()[0] == "dry run: 6 chunk(s); nothing is written"
+    assert "source upstream/ks_storm_reports/2023-03/*.csv" in r.out
+    assert git(governed, "status", "--porcelain") == ""
+    r = kfm("backfill", "run", FIRST_PLAN)  # dry_run_first: true, and no terminal to confirm on
+    assert r.code == 1
+    assert "not run: the plan asks for a dry run first; pass --yes to run" in r.err
+    assert git(governed, "status", "--porcelain") == ""
+
+
+def test_a_chunk_quarantined_whole_blocks_the_rollup(governed: Path, kfm: Runner) -> None:
+    for f in (governed / UPSTREAM / "2023-02").glob("*.csv"):
+        f.write_text(f.read_text().replace("Z,", ","))
+    r = kfm("backfill", "run", FIRST_PLAN, "--yes")
+    assert r.code == 1
+    assert "ROLLUP_BLOCKED: no version: chunk(s) 2023-02 (quarantined) did not pass" in r.out
+    assert "<to-be-computed>" in (governed / FIRST_PLAN).read_text()
+    assert not [p for p in (governed / "releases" / SLUG).iterdir() if p.name != "runs"]
+
+
+def test_matrix(governed: Path, kfm: Runner) -> None:
+    r = kfm("backfill", "matrix", FIRST_PLAN)
+    assert json.loads(r.out) == {"include": [{"chunk": f"2023-0{m}"} for m in range(1, 7)]}
+
+
+def test_matrix_run_on_two_clones_sharing_a_store(governed: Path, tmp_path: Path, kfm: Runner,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = str(tmp_path / "shared-store")
+    clones = []
+    for name in ("machine-a", "machine-b"):
+        dest = tmp_path / name
+        git(tmp_path, "clone", "-q", str(governed), str(dest))
+        clones.append(dest)
+    for dest, keys in zip(clones, (["2023-01", "2023-02", "2023-03"], ["2023-04", "2023-05", "2023-06"]),
+                          strict=True):
+        monkeypatch.chdir(dest)
+        args = [a for k in keys for a in ("--chunk", k)]
+        r = kfm("backfill", "run", FIRST_PLAN, "--yes", "--store", shared, *args)
+        assert r.code == 0, r.out + r.err
+        assert "not rolled up" in r.out
+    # The roll-up job collects the evidence of both (as CI artifacts would) and assembles the version.
+    a, b = clones
+    shutil.copytree(a / "releases", b / "releases", dirs_exist_ok=True)
+    shutil.copytree(a / "data", b / "data", dirs_exist_ok=True)
+    monkeypatch.chdir(b)
+    r = kfm("backfill", "rollup", FIRST_PLAN, "--store", shared)
+    assert r.code == 0, r.out + r.err
+    monkeypatch.chdir(governed)
+    assert kfm("backfill", "run", FIRST_PLAN, "--yes").code == 0
+    assert version_of(b) == version_of(governed)
+    v = version_of(b)
+    assert (b / "releases" / SLUG / v / "checksums.json").read_bytes() == \
+        (governed / "releases" / SLUG / v / "checksums.json").read_bytes()
+
+
+def test_recovery_after_kill_9(governed: Path, tmp_path: Path) -> None:
+    """Killed in the middle of a run, run again: the result equals an uninterrupted run, and nothing half-written is
+    visible in between."""
+    # A bigger January so that there is a middle to kill the run in.
+    jan = governed / UPSTREAM / "2023-01"
+    header, *rows = (jan / "reports-2023-01-01.csv").read_text().splitlines()
+    big = [header] + [r.replace("KS-202301-", f"KS-2023{i:05d}-") for i in range(3000) for r in rows]
+    (jan / "reports-2023-01-01.csv").write_text("\n".join(big) + "\n")
+    commit_all(governed, "bigger January")
+    twin = tmp_path / "twin"
+    git(tmp_path, "clone", "-q", str(governed), str(twin))
+    env = {**os.environ, **GIT_ENV}
+    proc = subprocess.Popen([KFM, "backfill", "run", FIRST_PLAN, "--yes", "--jobs", "1"], cwd=governed, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.8)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    # Whatever is visible is whole: every run folder has its receipt; no version exists without its manifest.
+    runs = governed / "releases" / SLUG / "runs"
+    for folder in runs.glob("*") if runs.exists() else []:
+        assert (folder / "receipt.json").is_file()
+    done = subprocess.run([KFM, "backfill", "run", FIRST_PLAN, "--yes"], cwd=governed, env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    straight = subprocess.run([KFM, "backfill", "run", FIRST_PLAN, "--yes"], cwd=twin, env=env, capture_output=True,
+                              text=True)
+    assert straight.returncode == 0, straight.stdout + straight.stderr
+    assert version_of(governed) == version_of(twin)
+    assert list((governed / ".kfm" / "staging").iterdir()) == []  # the killed run's leftovers are gone
+    v = version_of(twin)
+    assert (governed / "releases" / SLUG / v / "checksums.json").read_bytes() == \
+        (twin / "releases" / SLUG / v / "checksums.json").read_bytes()
+
+
+def test_quickstart(tmp_path: Path, kfm: Runner) -> None:
+    r = kfm("quickstart", str(tmp_path / "qs"))
+    assert r.code == 0, r.out + r.err
+    lines = r.out.splitlines()
+    assert lines[0] == f"1. A governed repository in {tmp_path / 'qs'}, with the example dataset ks_storm_reports"
+    assert "     gap: partition 2023-03 has no data in this window" in lines
+    assert any("2023-03: done (120 of 129 rows, 9 quarantined)" in line for line in lines)
+    root = tmp_path / "qs"
+    assert git(root, "status", "--porcelain") == ""
+    log = git(root, "log", "--format=%s").splitlines()
+    assert log[-1] == "kfm quickstart: governed repository with the example dataset"
+    assert len(log) == 5
+    assert kfm("quickstart", str(root)).code == 1  # not on a used folder
+    again = tmp_path / "qs2"
+    assert kfm("quickstart", str(again)).code == 0
+    versions = sorted(p.name for p in (root / "releases" / SLUG).iterdir() if p.name != "runs")
+    assert versions == sorted(p.name for p in (again / "releases" / SLUG).iterdir() if p.name != "runs")
+    assert len(versions) == 2
