@@ -254,7 +254,7 @@ def check_process(done: subprocess.CompletedProcess[str], chunk: str, rows: int,
     total, accepted, quarantined = (int(summary.group(i)) for i in (2, 3, 4))
     if (total, accepted, quarantined) != (rows, rows, 0) or parts[0] != (chunk, str(rows), parts[0][2]):
         abort(f"kfm process --chunk {chunk}: expected {rows} rows, all accepted, in partition {chunk}", done)
-    digest = parts[0][2][7:]
+    digest: str = parts[0][2][7:]
     return (store / "sha256" / digest[:2] / digest).stat().st_size
 
 

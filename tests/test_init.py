@@ -20,7 +20,9 @@ def test_init_in_an_empty_directory(tmp_path: Path, kfm: Runner) -> None:
     r = kfm("init", str(root))
     assert r.code == 0, r.err
     assert r.out.startswith(f"created a git repository in {root}\n")
-    assert tree(root, "main") == sorted(SCAFFOLD)
+    from kfm_gitops.policy import default_files
+
+    assert tree(root, "main") == sorted([*SCAFFOLD, *default_files()])
     assert tree(root, "release") == sorted(SHARED)
     for rel in SHARED:
         assert git(root, "show", f"main:{rel}") == git(root, "show", f"release:{rel}")

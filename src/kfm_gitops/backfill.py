@@ -27,6 +27,7 @@ from kfm_gitops.findings import Finding, Location
 from kfm_gitops.identity import PartitionContent, dataset_version_id, digest_of, sha256_digest
 from kfm_gitops.periods import Period, iso_utc, periods
 from kfm_gitops.plan import Plan, set_expected_version
+from kfm_gitops.policy import Decision, decide
 from kfm_gitops.receipts import RECEIPT_FILE, actor, environment, make_receipt, new_run_id, run_folder_name
 from kfm_gitops.store import Store
 
@@ -107,8 +108,23 @@ def _from_receipt(run: ChunkRun, folder: Path, receipt: dict[str, Any], root: Pa
         run.rows = (rows["total"], rows["accepted"], rows["quarantined"])
 
 
+def processing_input(config: Config, plan: Plan, contract: Contract, terms: dict[str, Any] | None
+                     ) -> dict[str, Any]:
+    """What the processing policy decides on: the label, its vocabulary, the obligations, licence and rights."""
+    from kfm_gitops.obligations import normalized
+
+    lic = contract.dataset.data.get("license") or None
+    return {
+        "label": plan.label,
+        "vocabulary": {"labels": list(config.vocab.policy_labels)},
+        "obligations": sorted({normalized(o)["type"] for o in plan.obligations}),
+        "license": {k: v for k, v in lic.items() if k in ("spdx", "url")} if lic else None,
+        "terms": {"digest": terms["digest"]} if terms else None,
+    }
+
+
 def run_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, store: Store, frozen: Frozen,
-              terms: dict[str, Any], run: ChunkRun) -> None:
+              terms: dict[str, Any], run: ChunkRun, decision: Decision) -> None:
     """Acquire and process one chunk; one run folder with its receipt, QA report and quarantine record."""
     run.state = "running"
     rid = new_run_id(chunk.key)
@@ -119,7 +135,9 @@ def run_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, sto
     if not acquired.failed and acquired.manifest is not None:
         manifest = json.loads((config.root / acquired.manifest).read_text(encoding="utf-8"))
         try:
-            result = process_chunk(contract, manifest, chunk, store, work, plan.time_axis)
+            result = process_chunk(contract, manifest, chunk, store, work, plan.time_axis,
+                                   obligations=list(plan.obligations),
+                                   denied=None if decision.allow else list(decision.deny))
         finally:
             clean(work)
         run.findings.extend(result.findings)
@@ -128,7 +146,9 @@ def run_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, sto
     outputs = list(acquired.outputs[:1]) + [
         {"uri": f"kfm://artifact/{p['digest']}", "digest": p["digest"], "role": f"partition:{p['partition']}"}
         for p in result.partitions]
-    files = {}
+    policy_bytes = pretty(decision.as_dict())
+    files = {"policy.json": policy_bytes}
+    outputs.append({"uri": "policy.json", "digest": sha256_digest(policy_bytes), "role": "policy_decision"})
     if qa_bytes:
         files["qa.json"] = qa_bytes
         outputs.append({"uri": "qa.json", "digest": sha256_digest(qa_bytes), "role": "qa"})
@@ -140,7 +160,8 @@ def run_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, sto
         inputs=acquired.inputs, outputs=outputs,
         env=environment(frozen.git_commit, chunk_params(plan, contract, chunk)), findings=run.findings,
         chunk={"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
-        plan=os.path.relpath(plan.path.resolve(), config.root.resolve()),
+        plan=os.path.relpath(plan.path.resolve(), config.root.resolve()), decision_id=decision.decision_id,
+        obligations_applied=result.obligations_applied,
     )
     folder, digest = write_run(config.root, contract.slug, rid, {RECEIPT_FILE: receipt.bytes, **files})
     run.run_folder, run.receipt_digest = folder, digest
@@ -171,7 +192,7 @@ def base_partitions(root: Path, slug: str, base: str) -> dict[str, dict[str, Any
 
 
 def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun], frozen: Frozen,
-            result: BackfillResult) -> None:
+            result: BackfillResult, decision: Decision) -> None:
     """Assemble the version: the base's partitions with the window's replaced by the new ones."""
     slug = contract.slug
     blocked = [r for r in runs if r.state in ("quarantined", "failed")]
@@ -212,12 +233,12 @@ def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun]
     if folder.exists():
         result.notes.append(f"version {version} exists already: reused")
     else:
-        write_version(config, plan, contract, runs, frozen, version, base, parts, folder)
+        write_version(config, plan, contract, runs, frozen, version, base, parts, folder, decision)
     set_expected_version(plan.path, version)
 
 
 def write_version(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun], frozen: Frozen,
-                  version: str, base: str, parts: dict[str, dict[str, Any]], folder: Path) -> None:
+                  version: str, base: str, parts: dict[str, dict[str, Any]], folder: Path, decision: Decision) -> None:
     from kfm_gitops.materialize import MEDIA_TYPE
 
     slug = contract.slug
@@ -248,7 +269,8 @@ def write_version(config: Config, plan: Plan, contract: Contract, runs: list[Chu
         "artifacts": [{"path": c["path"], "digest": c["digest"], "media_type": c["media_type"]} for c in checksums],
         "catalogs": [],
         "qa": {"status": "pass", "report_digest": sha256_digest(qa_bytes)},
-        "policy": {"policy_label": plan.label, "decision_id": None},
+        "policy": {"policy_label": plan.label, "decision_id": decision.decision_id,
+                   "obligations": [dict(o) for o in plan.obligations]},
         "checksums_digest": sha256_digest(checksums_bytes),
         "runs_digest": sha256_digest(runs_bytes),
         "plan": os.path.relpath(plan.path.resolve(), config.root.resolve()),
@@ -264,7 +286,7 @@ def write_version(config: Config, plan: Plan, contract: Contract, runs: list[Chu
                  {"uri": "qa.json", "digest": sha256_digest(qa_bytes)},
                  {"uri": "runs.json", "digest": sha256_digest(runs_bytes)}],
         env=environment(frozen.git_commit, digest_of({"operation": "rollup", "plan": plan_params(plan)})),
-        findings=[], dataset_version_id=version, plan=str(manifest["plan"]),
+        findings=[], dataset_version_id=version, plan=str(manifest["plan"]), decision_id=decision.decision_id,
     )
     staging = config.root / ".kfm" / "staging" / f"version-{version}"
     if staging.exists():
@@ -299,6 +321,9 @@ def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | 
             loc = plan.doc.locate(("governance", "upstream_terms_snapshot"))
             raise FindingsError([Finding(f.code, f.message, loc, hint=f.hint) for f in problems],
                                 "no licence or terms snapshot: nothing is acquired without one")
+        decision, problems = decide(config.root, "processing", processing_input(config, plan, contract, terms))
+        if problems and not any(f.code == "POLICY_EMPTY" for f in problems):
+            raise FindingsError(problems, "the processing policy could not decide: nothing is processed")
         todo = []
         for c in chunks:
             found = None if (force and c in selected) else reusable(config.root, contract.slug, c.key,
@@ -314,7 +339,7 @@ def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | 
             runs[c.key].state = "running"
             notify(runs[c.key])
             try:
-                run_chunk(config, plan, contract, c, store, frozen, terms, runs[c.key])
+                run_chunk(config, plan, contract, c, store, frozen, terms, runs[c.key], decision)
             except KfmError as exc:
                 runs[c.key].findings.append(Finding("CHUNK_FAILED", exc.message, None, hint=exc.hint))
                 runs[c.key].state = "failed"
@@ -329,7 +354,7 @@ def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | 
             result.notes.append(f"not rolled up: chunk(s) {', '.join(missing)} have no run yet "
                                 "(run them, here or on other machines sharing the store, then `kfm backfill rollup`)")
             return result
-        roll_up(config, plan, contract, result.chunks, frozen, result)
+        roll_up(config, plan, contract, result.chunks, frozen, result, decision)
     return result
 
 

@@ -37,6 +37,7 @@ class ChunkResult:
     quarantine: dict[str, Any] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     inputs: list[dict[str, str]] = field(default_factory=list)
+    obligations_applied: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def quarantined_whole(self) -> bool:
@@ -64,12 +65,27 @@ def _local(store: Store, digest: str, work: Path) -> Path:
     return target
 
 
+def _refused(result: ChunkResult, contract: Contract, chunk: Period, reasons: list[str], failures: list[str]
+             ) -> ChunkResult:
+    """The whole chunk to QUARANTINE before a row is read (policy denied, or obligations cannot be applied)."""
+    result.quarantine = {
+        "kfm_quarantine_version": "v1", "dataset_slug": contract.slug, "chunk": chunk.key, "whole_chunk": True,
+        "reasons": sorted(reasons), "threshold_failures": failures, "counts": {}, "records": [],
+        "records_listed": 0, "records_total": 0, "rows_object": None,
+    }
+    return result
+
+
 def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, store: Store, work: Path,
-                  time_axis: str) -> ChunkResult:
-    """Run one chunk; ``work`` is a private scratch folder (removed by the caller)."""
+                  time_axis: str, obligations: list[dict[str, Any]] | None = None,
+                  denied: list[str] | None = None) -> ChunkResult:
+    """Run one chunk; ``work`` is a private scratch folder (removed by the caller). ``denied``: the processing
+    policy's deny codes (the chunk is then quarantined whole, unread)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    from kfm_gitops.obligations import Obligations
 
     dataset, pipeline = contract.dataset.data, contract.pipeline.data
     work.mkdir(parents=True, exist_ok=True)
@@ -82,6 +98,18 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
     geom_col = dataset["schema"]["geometry"]["column"]
     time_col = axes["valid_time"]["start_column"] if part["axis"] == "valid_time" else axes[part["axis"]]["column"]
     qa = QA([c["name"] for c in dataset["schema"]["columns"]])
+    if denied:
+        result.findings.append(Finding("POLICY_DENIED", f"the processing policy denies this data: {', '.join(denied)}",
+                                       None, hint="resolve the licence, rights or sensitivity; the chunk is "
+                                       "quarantined whole"))
+        return _refused(result, contract, chunk, denied, [])
+    protected = (id_col, *[c for spec in axes.values() for c in spec.values()])
+    obl, problems = Obligations.build(list(obligations if obligations is not None else contract.obligations),
+                                      [c["name"] for c in dataset["schema"]["columns"]], geom_col, protected)
+    if problems:
+        result.findings.extend(problems)
+        return _refused(result, contract, chunk, ["OBLIGATION_INAPPLICABLE"], [p.message for p in problems])
+    out_schema = obl.output_schema(schema)
     writers: dict[str, PartitionWriter] = {}
     keep_ids: list[pa.Array] = []
     keep_parts: list[np.ndarray] = []
@@ -129,11 +157,11 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                     key_list = keys.to_pylist()
                     for key in sorted(set(key_list)):
                         if key not in writers:
-                            writers[key] = PartitionWriter(key, work / "partitions" / f"{key}.parquet", schema,
-                                                           geom_col, time_col)
+                            writers[key] = PartitionWriter(key, work / "partitions" / f"{key}.parquet",
+                                                           out_schema, geom_col, time_col)
                             part_names.append(key)
                         mask = pc.equal(keys, key)
-                        writers[key].write(accepted.filter(mask))
+                        writers[key].write(obl.apply(accepted.filter(mask)))
                     keep_ids.append(accepted.column(id_col).combine_chunks())
                     index = {k: i for i, k in enumerate(part_names)}
                     keep_parts.append(np.array([index[k] for k in key_list], dtype=np.int32))
@@ -171,7 +199,18 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                     qa.samples.setdefault("DUPLICATE_ID", []).append(str(row_id))
                     quarantined.append({"source": None, "row": None, "id": str(row_id), "reason": "DUPLICATE_ID",
                                         "row_hash": None})
-                metas[key] = drop_rows(work / "partitions" / f"{key}.parquet", drop, schema, geom_col, time_col, key)
+                metas[key] = drop_rows(work / "partitions" / f"{key}.parquet", drop, out_schema, geom_col, time_col,
+                                       key)
+    if obl.min_count is not None:
+        import pyarrow.parquet as pq
+
+        for key in list(metas):
+            path = work / "partitions" / f"{key}.parquet"
+            if metas[key]["rows"] and path.exists():
+                drop = obl.suppress(pq.read_table(path))
+                if drop.any():
+                    metas[key] = drop_rows(path, drop, out_schema, geom_col, time_col, key)
+    result.obligations_applied = obl.evidence(out_schema.names)
     result.qa = qa.report(dict(dataset.get("qa", {})), contract.slug, chunk.key)
     whole = result.qa["status"] == "fail" or any(f.code == "SOURCE_UNREADABLE" for f in result.findings)
     rows_digest = None

@@ -500,6 +500,25 @@ def backfill_matrix(plan_file: str) -> int:
 
 
 @cli.group()
+def policy() -> None:
+    """Policy as code: the Rego policies under policies/ and their tests."""
+
+
+@policy.command("test")
+@format_option
+def policy_test(fmt: str) -> int:
+    """Run the policies' test cases (policies/tests/*.cases.json), each on a fresh engine, in a subprocess."""
+    from kfm_gitops.findings import Report, render
+    from kfm_gitops.policy import test_policies
+
+    cfg = _require_config()
+    checked, findings = test_policies(cfg.root)
+    click.echo(render(Report(checked, findings), fmt, what="policy case").replace("cases valid", "cases pass")
+               .replace("case valid", "case passes"))
+    return EXIT_OK if Report(checked, findings).ok else EXIT_FINDINGS
+
+
+@cli.group()
 def raw() -> None:
     """Check the RAW zone."""
 

@@ -151,6 +151,9 @@ def drop_rows(path: Path, drop: np.ndarray, schema: pa.Schema, geometry_column: 
 
     table = pq.read_table(path)
     kept = table.filter(pa.array(~drop))
+    if kept.num_rows == 0:
+        path.unlink()
+        return {"partition": key, "rows": 0, "bbox": [], "temporal": [None, None], "geometry_types": []}
     tmp = path.with_suffix(".rewrite.parquet")
     writer = PartitionWriter(key, tmp, schema, geometry_column, time_column)
     writer.write(kept.replace_schema_metadata(None))

@@ -78,7 +78,6 @@ SCAFFOLD: dict[str, bytes] = {
     ".pre-commit-config.yaml": PRE_COMMIT_CONFIG.encode(),
     "datasets/.gitkeep": KEEP,
     "plans/.gitkeep": KEEP,
-    "policies/.gitkeep": KEEP,
     "releases/.gitkeep": KEEP,
     "data/raw/.gitkeep": KEEP,
     ".github/workflows/.gitkeep": KEEP,
@@ -115,7 +114,9 @@ def init(directory: Path, extra: dict[str, bytes] | None = None, message: str = 
     if branch != main:
         raise KfmError(f"HEAD is on {branch or 'a detached commit'}, not {main}",
                        hint=f"check out {main} and run kfm init again")
-    wanted = {**SCAFFOLD, **(extra or {})}
+    from kfm_gitops.policy import default_files
+
+    wanted = {**SCAFFOLD, **default_files(), **(extra or {})}
     for rel, data in wanted.items():
         target = root / rel
         if target.exists() or target.is_symlink():

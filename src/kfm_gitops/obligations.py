@@ -1,0 +1,190 @@
+"""Obligations, applied in WORK before anything reaches PROCESSED: remove attributes, generalise geometry, suppress
+small groups; and the record-only ones (attribution, notice, no asset links), carried into the metadata.
+
+Each application is recorded with evidence that it holds, computed from the output itself (columns absent, the
+coordinate precision after, the smallest group count), so that a gate can check it from the artifact alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kfm_gitops.config import OBLIGATION_ALIASES
+from kfm_gitops.findings import Finding
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+RECORD_ONLY = ("require_attribution", "show_notice", "deny_asset_links")
+_KM_PER_DEGREE = 111.32
+
+
+def normalized(ob: dict[str, Any]) -> dict[str, Any]:
+    return {**ob, "type": OBLIGATION_ALIASES.get(ob["type"], ob["type"])}
+
+
+def grid_cell(method: str) -> float:
+    """grid_aggregation_<n>[deg|km|m] as a cell size in degrees (km and m converted at the equator)."""
+    m = re.fullmatch(r"grid_aggregation_([0-9]+(?:\.[0-9]+)?)(deg|km|m)?", method)
+    if not m:
+        raise ValueError(method)
+    size = float(m.group(1))
+    unit = m.group(2) or "deg"
+    return size if unit == "deg" else size / _KM_PER_DEGREE if unit == "km" else size / 1000 / _KM_PER_DEGREE
+
+
+def max_decimals(coords: np.ndarray) -> int:
+    """The fewest decimals that write every coordinate exactly (up to 15)."""
+    import numpy as np
+
+    if coords.size == 0:
+        return 0
+    for d in range(16):
+        if np.all(np.round(coords, d) == coords):
+            return d
+    return 15
+
+
+@dataclass(slots=True)
+class Obligations:
+    """The obligations of one run (the plan's, which include the contract's), ready to apply batch by batch."""
+
+    items: list[dict[str, Any]]
+    geometry_column: str
+    protected: tuple[str, ...]  # columns that cannot be removed (id, time axes)
+    removed: list[str] = field(default_factory=list)
+    method: str | None = None
+    min_count: tuple[int, list[str]] | None = None
+    decimals_seen: int = 0
+    suppressed: int = 0
+    smallest_group: int | None = None
+
+    @classmethod
+    def build(cls, obligations: list[dict[str, Any]], columns: list[str], geometry_column: str,
+              protected: tuple[str, ...]) -> tuple[Obligations, list[Finding]]:
+        items = [normalized(o) for o in obligations]
+        out = cls(items, geometry_column, protected)
+        findings: list[Finding] = []
+        for ob in items:
+            params = ob.get("params", {})
+            if ob["type"] == "remove_attributes":
+                for name in params.get("fields", []):
+                    if name in protected:
+                        findings.append(Finding("OBLIGATION_INAPPLICABLE", f"remove_attributes cannot remove {name}: "
+                                                "the id and time-axis columns identify and partition the data", None))
+                    elif name not in columns:
+                        findings.append(Finding("OBLIGATION_INAPPLICABLE", f"remove_attributes names {name!r}, which "
+                                                "the contract does not declare", None,
+                                                hint=f"declared columns: {', '.join(columns)}"))
+                    elif name not in out.removed:
+                        out.removed.append(name)
+            elif ob["type"] == "generalize_geometry":
+                method = str(params.get("method", ""))
+                if out.method is not None and out.method != method:
+                    findings.append(Finding("OBLIGATION_INAPPLICABLE", f"two geometry generalisations: {out.method} "
+                                            f"and {method}", None, hint="keep the stricter one"))
+                out.method = method
+                if method.startswith("grid_aggregation_"):
+                    try:
+                        grid_cell(method)
+                    except ValueError:
+                        findings.append(Finding("OBLIGATION_INAPPLICABLE", f"bad grid cell in {method}", None))
+            elif ob["type"] == "min_count_threshold":
+                group_by = list(params.get("group_by", []))
+                missing = [g for g in group_by if g not in columns or g in out.removed]
+                if missing:
+                    findings.append(Finding("OBLIGATION_INAPPLICABLE", f"min_count_threshold groups by {missing}, "
+                                            "which the output does not have", None))
+                out.min_count = (int(params.get("min_count", 1)), group_by)
+        return out, findings
+
+    def output_schema(self, schema: pa.Schema) -> pa.Schema:
+        import pyarrow as pa
+
+        return pa.schema([f for f in schema if f.name not in self.removed])
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        """Remove attributes and generalise geometry (min_count works on whole partitions: see ``suppress``)."""
+        if self.removed:
+            table = table.drop_columns([c for c in self.removed if c in table.column_names])
+        if self.method and table.num_rows:
+            table = self._generalise(table)
+        return table
+
+    def _generalise(self, table: pa.Table) -> pa.Table:
+        import numpy as np
+        import pyarrow as pa
+        import shapely
+
+        from kfm_gitops.normalize import bbox_type
+
+        col = table.column(self.geometry_column).combine_chunks()
+        geoms = shapely.from_wkb(np.array(col.to_pylist(), dtype=object))
+        method = self.method or ""
+        if method == "centroid_only":
+            geoms = shapely.centroid(geoms)
+        elif method == "bounding_box_only":
+            geoms = shapely.envelope(geoms)
+        elif method.startswith("round_"):
+            digits = int(method.split("_")[1])
+            coords = shapely.get_coordinates(geoms)
+            geoms = shapely.set_coordinates(geoms.copy(), np.round(coords, digits))
+        elif method.startswith("grid_aggregation_"):
+            cell = grid_cell(method)
+            centres = shapely.get_coordinates(shapely.centroid(geoms))
+            snapped = np.floor(centres / cell) * cell + cell / 2
+            geoms = shapely.points(snapped)
+        coords = shapely.get_coordinates(geoms)
+        self.decimals_seen = max(self.decimals_seen, max_decimals(coords))
+        wkb = pa.array(shapely.to_wkb(geoms, output_dimension=2, byte_order=1, flavor="iso"), pa.binary())
+        bounds = shapely.bounds(geoms)
+        bbox = pa.StructArray.from_arrays([pa.array(bounds[:, i]) for i in range(4)], fields=list(bbox_type()))
+        table = table.set_column(table.column_names.index(self.geometry_column), self.geometry_column, wkb)
+        return table.set_column(table.column_names.index("bbox"), "bbox", bbox)
+
+    def suppress(self, table: pa.Table) -> np.ndarray:
+        """Rows of a whole partition in groups smaller than min_count (True: drop)."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.min_count is None or table.num_rows == 0:
+            return np.zeros(table.num_rows, dtype=bool)
+        minimum, group_by = self.min_count
+        if not group_by:
+            counts = np.full(table.num_rows, table.num_rows)
+        else:
+            keyed = table.select(group_by).append_column("__row", pa.array(np.arange(table.num_rows)))
+            grouped = keyed.group_by(group_by).aggregate([("__row", "count")])
+            joined = keyed.join(grouped, keys=group_by, join_type="left outer").sort_by("__row")
+            counts = np.asarray(joined.column("__row_count").to_numpy(), dtype=np.int64)
+        drop = counts < minimum
+        kept = counts[~drop]
+        self.suppressed += int(drop.sum())
+        if len(kept):
+            smallest = int(kept.min())
+            self.smallest_group = smallest if self.smallest_group is None else min(self.smallest_group, smallest)
+        _ = pc
+        return np.asarray(drop, dtype=bool)
+
+    def evidence(self, output_columns: list[str]) -> list[dict[str, Any]]:
+        """What was applied, each with evidence a reader can check against the output."""
+        out = []
+        for ob in self.items:
+            entry: dict[str, Any] = {"type": ob["type"], "params": ob.get("params", {})}
+            if ob["type"] == "remove_attributes":
+                fields = list(ob.get("params", {}).get("fields", []))
+                entry["evidence"] = {"absent": sorted(f for f in fields if f not in output_columns)}
+            elif ob["type"] == "generalize_geometry":
+                entry["evidence"] = {"max_decimals": self.decimals_seen}
+            elif ob["type"] == "min_count_threshold":
+                entry["evidence"] = {"smallest_group": self.smallest_group, "suppressed_rows": self.suppressed}
+            else:
+                entry["evidence"] = {"recorded": True}
+            if ob.get("message"):
+                entry["message"] = ob["message"]
+            out.append(entry)
+        return out
