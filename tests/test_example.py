@@ -77,3 +77,10 @@ def test_upstream_terms_are_part_of_the_upstream() -> None:
     files = example.upstream_files()
     assert b"CC BY 4.0" in files[f"{example.UPSTREAM}/TERMS.txt"]
     assert Path(example.FIRST_PLAN).name.startswith("backfill-")
+
+
+def test_repository_policies_are_the_defaults() -> None:
+    from kfm_gitops.policy import default_files
+
+    for rel, data in default_files().items():
+        assert (PROJECT / rel).read_bytes() == data
