@@ -245,3 +245,16 @@ def test_quickstart(tmp_path: Path, kfm: Runner) -> None:
     versions = sorted(p.name for p in (root / "releases" / SLUG).iterdir() if p.name != "runs")
     assert versions == sorted(p.name for p in (again / "releases" / SLUG).iterdir() if p.name != "runs")
     assert len(versions) == 2
+
+
+def test_store_push_and_pull_a_version_folder(governed: Path, tmp_path: Path, kfm: Runner) -> None:
+    assert kfm("backfill", "run", FIRST_PLAN, "--yes").code == 0
+    folder = f"releases/{SLUG}/{version_of(governed)}"
+    shared = str(tmp_path / "shared")
+    r = kfm("store", "push", folder, "--to", shared)
+    assert r.code == 0
+    # 5 partitions and the 20 RAW objects they were made from (the terms are not part of the version)
+    assert r.out.startswith("push: 25 object(s) copied, 0 already there")
+    r = kfm("store", "push", "releases/nothing-here", "--to", shared)
+    assert r.code == 1
+    assert "is neither a dataset slug nor a version folder" in r.err

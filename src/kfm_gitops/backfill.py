@@ -382,6 +382,16 @@ def dry_run(config: Config, plan: Plan, store: Store) -> list[dict[str, Any]]:
     return out
 
 
+def version_digests(folder: Path) -> set[str]:
+    """Every object a version needs: its partitions and the RAW objects they were made from."""
+    doc = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for p in doc.get("partitions", []):
+        out.add(p["processed"])
+        out.update(p.get("raw", []))
+    return out
+
+
 def matrix(plan: Plan) -> dict[str, Any]:
     return {"include": [{"chunk": c.key} for c in plan.chunks()]}
 

@@ -418,6 +418,46 @@ def _report_backfill(result: Any, fmt: str) -> int:
     return EXIT_OK if result.ok and report.ok else EXIT_FINDINGS
 
 
+class _LiveTable:
+    """A live table of the chunks on a terminal (rich); the same states as the plain lines elsewhere."""
+
+    def __init__(self, keys: list[str]) -> None:
+        import threading
+
+        from rich.console import Console
+        from rich.live import Live
+
+        self.rows: dict[str, tuple[str, str, str]] = {k: ("pending", "", "") for k in keys}
+        self.lock = threading.Lock()
+        self.live = Live(self._table(), console=Console(), refresh_per_second=8, transient=False)
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(show_header=True, header_style="bold", box=None)
+        for name in ("chunk", "state", "rows", "run folder"):
+            table.add_column(name)
+        colours = {"done": "green", "reused": "cyan", "running": "yellow", "empty": "blue",
+                   "quarantined": "red", "failed": "red"}
+        for key, (state, rows, where) in self.rows.items():
+            table.add_row(key, f"[{colours.get(state, 'white')}]{state}[/]", rows, where)
+        return table
+
+    def __call__(self, run: Any) -> None:
+        with self.lock:
+            total, accepted, quarantined = run.rows
+            rows = f"{accepted}/{total}, {quarantined} quarantined" if total else ""
+            self.rows[run.key] = (run.state, rows, run.run_folder or "")
+            self.live.update(self._table())
+
+    def __enter__(self) -> _LiveTable:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)
+
+
 def _progress() -> Any:
     import threading
 
@@ -463,8 +503,12 @@ def backfill_run(plan_file: str, dry_run: bool, yes: bool, chunks: tuple[str, ..
     if fmt == "text":
         at_once = min(jobs or p.max_parallelism, p.max_parallelism)
         click.echo(f"backfill {p.slug}: {len(p.chunks())} chunk(s), up to {at_once} at once, store {store.url}")
-    result = bf.run_backfill(cfg, p, store, keys=list(chunks) or None, jobs=jobs, force=force,
-                             on_change=_progress() if fmt == "text" else None)
+    if fmt == "text" and sys.stdout.isatty() and not os.environ.get("CI"):
+        with _LiveTable([c.key for c in p.chunks()]) as live:
+            result = bf.run_backfill(cfg, p, store, keys=list(chunks) or None, jobs=jobs, force=force, on_change=live)
+    else:
+        result = bf.run_backfill(cfg, p, store, keys=list(chunks) or None, jobs=jobs, force=force,
+                                 on_change=_progress() if fmt == "text" else None)
     return _report_backfill(result, fmt)
 
 
@@ -553,34 +597,44 @@ def store_group() -> None:
 
 def _move(direction: str, slugs: tuple[str, ...], other: str, store_url: str | None) -> int:
     from kfm_gitops.acquire import dataset_digests
+    from kfm_gitops.backfill import version_digests
     from kfm_gitops.dataset import list_slugs
     from kfm_gitops.store import Store
 
     cfg = _require_config()
     here = _store(cfg, store_url)
     there = Store(other)
-    digests = sorted({d for slug in (slugs or tuple(list_slugs(cfg.root))) for d in dataset_digests(cfg.root, slug)})
+    digests: set[str] = set()
+    for arg in slugs or tuple(list_slugs(cfg.root)):
+        folder = Path(arg)
+        if (folder / "promotion-manifest.json").is_file():
+            digests.update(version_digests(folder))
+        elif "/" in arg or folder.is_dir():
+            raise KfmError(f"{arg} is neither a dataset slug nor a version folder",
+                           hint="a version folder holds promotion-manifest.json")
+        else:
+            digests.update(dataset_digests(cfg.root, arg))
     source, target = (here, there) if direction == "push" else (there, here)
-    copied, present = source.copy_to(target, digests)
+    copied, present = source.copy_to(target, sorted(digests))
     click.echo(f"{direction}: {copied} object(s) copied, {present} already there ({source.url} -> {target.url})")
     return EXIT_OK
 
 
 @store_group.command("push")
-@click.argument("slugs", nargs=-1)
+@click.argument("slugs", nargs=-1, metavar="[SLUG|VERSION_DIR]...")
 @click.option("--to", "to_url", required=True, metavar="URL", help="the store to copy into")
 @store_option
 def store_push(slugs: tuple[str, ...], to_url: str, store_url: str | None) -> int:
-    """Copy the objects that SLUGs' acquisitions and runs name into another store."""
+    """Copy the objects that SLUGs' acquisitions and runs (or a version folder) name into another store."""
     return _move("push", slugs, to_url, store_url)
 
 
 @store_group.command("pull")
-@click.argument("slugs", nargs=-1)
+@click.argument("slugs", nargs=-1, metavar="[SLUG|VERSION_DIR]...")
 @click.option("--from", "from_url", required=True, metavar="URL", help="the store to copy from")
 @store_option
 def store_pull(slugs: tuple[str, ...], from_url: str, store_url: str | None) -> int:
-    """Copy the objects that SLUGs' acquisitions and runs name from another store."""
+    """Copy the objects that SLUGs' acquisitions and runs (or a version folder) name from another store."""
     return _move("pull", slugs, from_url, store_url)
 
 
