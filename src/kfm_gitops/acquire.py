@@ -19,7 +19,7 @@ from kfm_gitops import _git
 from kfm_gitops._fs import atomic_write, display_path
 from kfm_gitops.config import CONFIG_NAME, Config
 from kfm_gitops.connectors import Context, FetchedObject, Window, get, media_type_of
-from kfm_gitops.dataset import Contract, load_contract
+from kfm_gitops.dataset import Contract
 from kfm_gitops.errors import FindingsError, KfmError
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.identity import acquisition_id, digest_of, sha256_digest
@@ -317,30 +317,27 @@ def write_run(root: Path, slug: str, rid: str, files: dict[str, bytes]) -> tuple
     return final.relative_to(root).as_posix(), sha256_digest(files[RECEIPT_FILE])
 
 
+def plan_terms(config: Config, plan: Plan, store: Store) -> dict[str, Any]:
+    """The plan's terms snapshot, stored; nothing is acquired without one."""
+    terms, problems = snapshot_terms(plan.doc.data["governance"]["upstream_terms_snapshot"], config, store)
+    if terms is None:
+        loc = plan.doc.locate(("governance", "upstream_terms_snapshot"))
+        raise FindingsError([Finding(f.code, f.message, loc, hint=f.hint) for f in problems],
+                            "no licence or terms snapshot: nothing is acquired without one")
+    return terms
+
+
 def acquire(config: Config, plan: Plan, store: Store, keys: list[str] | None = None) -> list[ChunkOutcome]:
     """Acquire the plan's chunks (all, or those named); one outcome per chunk."""
     from kfm_gitops._fs import RepoLock
+    from kfm_gitops.dataset import require_contract
+    from kfm_gitops.plan import select_chunks
 
-    contract = load_contract(config.root, plan.slug, config.vocab)
-    if isinstance(contract, list):
-        raise FindingsError(contract, f"dataset {plan.slug!r} has no valid contract")
-    chunks = plan.chunks()
-    if keys:
-        known = {c.key for c in chunks}
-        unknown = [k for k in keys if k not in known]
-        if unknown:
-            from kfm_gitops.errors import UsageError
-
-            raise UsageError(f"no chunk {', '.join(unknown)} in this plan",
-                             hint=f"its chunks: {', '.join(sorted(known))}")
-        chunks = [c for c in chunks if c.key in keys]
+    contract = require_contract(config.root, plan.slug, config.vocab)
+    chunks = select_chunks(plan, keys)
     with RepoLock(config.root):
         frozen = freeze(config, plan, contract)
-        terms, problems = snapshot_terms(plan.doc.data["governance"]["upstream_terms_snapshot"], config, store)
-        if terms is None:
-            loc = plan.doc.locate(("governance", "upstream_terms_snapshot"))
-            raise FindingsError([Finding(f.code, f.message, loc, hint=f.hint) for f in problems],
-                                "no licence or terms snapshot: nothing is acquired without one")
+        terms = plan_terms(config, plan, store)
         return [acquire_chunk(config, plan, contract, c, store, frozen, terms) for c in chunks]
 
 

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from kfm_gitops._fs import RepoLock, atomic_write, fsync_dir
-from kfm_gitops.acquire import Frozen, fetch_chunk, freeze, plan_params, snapshot_terms, write_run
+from kfm_gitops.acquire import Frozen, fetch_chunk, freeze, plan_params, plan_terms, write_run
 from kfm_gitops.chunk import ChunkResult, clean, process_chunk
 from kfm_gitops.config import Config
-from kfm_gitops.dataset import Contract, load_contract
-from kfm_gitops.errors import FindingsError, KfmError, UsageError
+from kfm_gitops.dataset import Contract, require_contract
+from kfm_gitops.errors import FindingsError, KfmError
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.identity import PartitionContent, dataset_version_id, digest_of, sha256_digest
 from kfm_gitops.periods import Period, iso_utc, periods
-from kfm_gitops.plan import Plan, set_expected_version
+from kfm_gitops.plan import Plan, select_chunks, set_expected_version
 from kfm_gitops.policy import Decision, decide
 from kfm_gitops.receipts import RECEIPT_FILE, actor, environment, make_receipt, new_run_id, run_folder_name
 from kfm_gitops.store import Store
@@ -302,25 +302,14 @@ def write_version(config: Config, plan: Plan, contract: Contract, runs: list[Chu
 def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | None = None, jobs: int | None = None,
                  force: bool = False, rollup_only: bool = False,
                  on_change: Callable[[ChunkRun], None] | None = None) -> BackfillResult:
-    contract = load_contract(config.root, plan.slug, config.vocab)
-    if isinstance(contract, list):
-        raise FindingsError(contract, f"dataset {plan.slug!r} has no valid contract")
+    contract = require_contract(config.root, plan.slug, config.vocab)
     chunks = plan.chunks()
-    if keys:
-        unknown = sorted(set(keys) - {c.key for c in chunks})
-        if unknown:
-            raise UsageError(f"no chunk {', '.join(unknown)} in this plan",
-                             hint=f"its chunks: {', '.join(c.key for c in chunks)}")
-    selected = [] if rollup_only else [c for c in chunks if not keys or c.key in keys]
+    selected = [] if rollup_only else select_chunks(plan, keys)
     runs = {c.key: ChunkRun(c.key) for c in chunks}
     notify = on_change or (lambda r: None)
     with RepoLock(config.root):
         frozen = freeze(config, plan, contract)
-        terms, problems = snapshot_terms(plan.doc.data["governance"]["upstream_terms_snapshot"], config, store)
-        if terms is None:
-            loc = plan.doc.locate(("governance", "upstream_terms_snapshot"))
-            raise FindingsError([Finding(f.code, f.message, loc, hint=f.hint) for f in problems],
-                                "no licence or terms snapshot: nothing is acquired without one")
+        terms = plan_terms(config, plan, store)
         decision, problems = decide(config.root, "processing", processing_input(config, plan, contract, terms))
         if problems and not any(f.code == "POLICY_EMPTY" for f in problems):
             raise FindingsError(problems, "the processing policy could not decide: nothing is processed")
@@ -363,9 +352,7 @@ def dry_run(config: Config, plan: Plan, store: Store) -> list[dict[str, Any]]:
     from kfm_gitops.connectors import Window, expand
     from kfm_gitops.periods import get_zone
 
-    contract = load_contract(config.root, plan.slug, config.vocab)
-    if isinstance(contract, list):
-        raise FindingsError(contract, f"dataset {plan.slug!r} has no valid contract")
+    contract = require_contract(config.root, plan.slug, config.vocab)
     part = contract.partitioning
     zone = get_zone(part["timezone"])
     params = contract.pipeline.data["connector"]["params"]

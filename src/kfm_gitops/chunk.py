@@ -259,19 +259,14 @@ def run_chunk_cli(config: Any, plan: Any, key: str, store: Store, freeze: Any, w
     """`kfm process`: one chunk from its current acquisition to a run folder; a summary to print."""
     from kfm_gitops._fs import RepoLock
     from kfm_gitops.acquire import current_acquisition
-    from kfm_gitops.dataset import load_contract
-    from kfm_gitops.errors import FindingsError, UsageError
+    from kfm_gitops.dataset import require_contract
     from kfm_gitops.identity import digest_of, sha256_digest
     from kfm_gitops.periods import iso_utc
+    from kfm_gitops.plan import select_chunks
     from kfm_gitops.receipts import RECEIPT_FILE, actor, environment, make_receipt, new_run_id, run_folder_name
 
-    contract = load_contract(config.root, plan.slug, config.vocab)
-    if isinstance(contract, list):
-        raise FindingsError(contract, f"dataset {plan.slug!r} has no valid contract")
-    chunks = {c.key: c for c in plan.chunks()}
-    if key not in chunks:
-        raise UsageError(f"no chunk {key} in this plan", hint=f"its chunks: {', '.join(sorted(chunks))}")
-    chunk = chunks[key]
+    contract = require_contract(config.root, plan.slug, config.vocab)
+    chunk = select_chunks(plan, [key])[0]
     with RepoLock(config.root):
         frozen = freeze(config, plan, contract)
         mpath, manifest = current_acquisition(config.root, plan.slug, key)

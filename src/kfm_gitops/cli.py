@@ -168,7 +168,7 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
              reviewers: tuple[str, ...], max_parallelism: int | None, prior: str | None, terms: str | None) -> int:
     """Write plans/SLUG/backfill-YYYYMMDD-<hex6>.yml from the commented template."""
     from kfm_gitops._fs import display_path
-    from kfm_gitops.dataset import load_contract
+    from kfm_gitops.dataset import require_contract
     from kfm_gitops.findings import Report, sort_findings
     from kfm_gitops.identity import IdentityError, check_slug
     from kfm_gitops.plan import check_plan, new_plan_path, parse_window, render_template, write_new_plan
@@ -179,9 +179,7 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
         raise KfmError(str(exc)) from exc
     cfg = _require_config()
     start, end = parse_window(window)
-    contract = load_contract(cfg.root, slug, cfg.vocab)
-    if isinstance(contract, list):
-        raise FindingsError(contract, f"dataset {slug!r} has no valid contract")
+    contract = require_contract(cfg.root, slug, cfg.vocab)
     part = contract.partitioning
     if max_parallelism is None:
         from kfm_gitops.periods import Mode, get_zone, periods
@@ -291,12 +289,10 @@ def dataset_hash(slug: str, fmt: str) -> int:
     """Print the dataset's spec_hash (sha256 of the canonical JSON of its dataset.yaml and pipeline.yaml)."""
     import json
 
-    from kfm_gitops.dataset import load_contract
+    from kfm_gitops.dataset import require_contract
 
     cfg = _require_config()
-    contract = load_contract(cfg.root, slug, cfg.vocab)
-    if isinstance(contract, list):
-        raise FindingsError(contract, f"dataset {slug!r} has no valid contract")
+    contract = require_contract(cfg.root, slug, cfg.vocab)
     if fmt == "json":
         click.echo(json.dumps({"dataset_slug": slug, "spec_hash": contract.spec_hash}, indent=2))
     else:

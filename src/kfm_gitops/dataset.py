@@ -199,6 +199,16 @@ def load_contract(root: Path, slug: str, vocab: Vocabularies) -> Contract | list
     return Contract(slug, folder, ds, pl)
 
 
+def require_contract(root: Path, slug: str, vocab: Vocabularies) -> Contract:
+    """A valid contract, for commands that act on the dataset; raises with every finding otherwise."""
+    from kfm_gitops.errors import FindingsError
+
+    contract = load_contract(root, slug, vocab)
+    if isinstance(contract, list):
+        raise FindingsError(contract, f"dataset {slug!r} has no valid contract")
+    return contract
+
+
 def list_slugs(root: Path) -> list[str]:
     base = root / "datasets"
     if not base.is_dir():

@@ -341,6 +341,20 @@ def check_plan(path: Path, *, config: Config | None, shown: str | None = None) -
     return plan, findings
 
 
+def select_chunks(plan: Plan, keys: list[str] | None) -> list[Period]:
+    """The plan's chunks, or those named; a key the plan does not have is a usage error."""
+    from kfm_gitops.errors import UsageError
+
+    chunks = plan.chunks()
+    if not keys:
+        return chunks
+    unknown = sorted(set(keys) - {c.key for c in chunks})
+    if unknown:
+        raise UsageError(f"no chunk {', '.join(unknown)} in this plan",
+                         hint=f"its chunks: {', '.join(c.key for c in chunks)}")
+    return [c for c in chunks if c.key in keys]
+
+
 def load_plan(path: Path, config: Config | None) -> Plan:
     """A plan that must be valid, for commands that act on it; raises with every finding otherwise."""
     from kfm_gitops.errors import FindingsError
