@@ -108,7 +108,7 @@ def test_the_bad_batch_is_quarantined_with_its_reasons(acquired: Path, kfm: Runn
     rows = pq.read_table(rows_path).to_pylist()
     assert any(r["magnitude"] == "heavy" for r in rows)
     qa = json.loads((folder / "qa.json").read_text())
-    assert qa["rows"] == {"total": 129, "accepted": 120, "quarantined": 9}
+    assert qa["rows"] == {"total": 129, "accepted": 120, "quarantined": 9, "other_chunks": 0}
     assert qa["status"] == "pass"
     # Nothing quarantined reaches PROCESSED.
     import geopandas
@@ -222,6 +222,6 @@ def test_other_formats(governed: Path, kfm: Runner) -> None:
         manifest = {"objects": [{"name": f"x.{fmt}", "digest": digest}]}
         result = process_chunk(c, manifest, period_of_key("2023-02", UTC), store, governed / f".work-{fmt}",
                                "event_time")
-        assert result.qa["rows"] == {"total": 30, "accepted": 30, "quarantined": 0}, result.qa
+        assert result.qa["rows"] == {"total": 30, "accepted": 30, "quarantined": 0, "other_chunks": 0}, result.qa
         outputs[fmt] = result.partitions[0]["digest"]
     assert outputs["geojson"] == outputs["ndjson"]

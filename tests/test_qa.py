@@ -44,9 +44,9 @@ def test_thresholds_decide_the_status() -> None:
 
     qa = QA(["id", "magnitude"])
     table = pa.table({"id": ["a", "b", "c", "d"], "magnitude": [1.0, None, None, 2.0]})
-    qa.add(table, np.array([0, 0, 1, 0], dtype=np.int8), "id")
+    qa.add(table, np.array([0, 0, 1, 0], dtype=np.int8), "id", table.filter(pa.array([True, True, False, True])))
     report = qa.report({"max_invalid_ratio": 0.3, "min_rows": 3, "max_null_ratio": {"magnitude": 0.3}}, "x", "2023-03")
-    assert report["rows"] == {"total": 4, "accepted": 3, "quarantined": 1}
+    assert report["rows"] == {"total": 4, "accepted": 3, "quarantined": 1, "other_chunks": 0}
     assert report["checks"][0] == {"reason": "SCHEMA_INVALID", "failed": 1, "sample_ids": ["c"]}
     assert report["null_ratio"] == {"id": 0.0, "magnitude": 0.333333}
     assert report["threshold_failures"] == ["column magnitude is 33.3% null; the contract allows 30.0%"]

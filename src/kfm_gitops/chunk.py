@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 QUARANTINE_LISTED = 1000  # records listed in quarantine.json; all of them are in the store object
-_STRFTIME = {"daily": "%Y-%m-%d", "monthly": "%Y-%m", "yearly": "%Y"}
 
 
 @dataclass(slots=True)
@@ -113,11 +112,24 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
     writers: dict[str, PartitionWriter] = {}
     keep_ids: list[pa.Array] = []
     keep_parts: list[np.ndarray] = []
-    part_names: list[str] = []
     quarantined: list[dict[str, Any]] = []
     q_rows: list[pa.Table] = []
     fmt = pipeline["source"]["format"]
     options = dict(pipeline["source"].get("options", {}))
+    from concurrent.futures import Future, ThreadPoolExecutor
+    from datetime import UTC, datetime, timedelta
+
+    from kfm_gitops.periods import get_zone, periods
+
+    chunk_parts = periods(chunk.start, chunk.end, part["mode"], get_zone(part["timezone"]))  # type: ignore[arg-type]
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    bounds = np.array([(p.start - epoch) // timedelta(microseconds=1) for p in chunk_parts]
+                      + [(chunk.end - epoch) // timedelta(microseconds=1)], dtype=np.int64)
+    part_names = [p.key for p in chunk_parts]
+    # Parquet encoding and compression release the GIL: one writer thread keeps the second core busy while this
+    # one parses and checks the next batch. One thread, so each partition's batches are written in order.
+    writer_pool = ThreadPoolExecutor(max_workers=1)
+    pending: list[Future[None]] = []
     if dataset["extent"]["crs"] != "OGC:CRS84":
         result.findings.append(Finding("CRS_UNSUPPORTED", f"CRS {dataset['extent']['crs']} is not supported yet",
                                        Location(f"datasets/{contract.slug}/dataset.yaml"),
@@ -135,7 +147,9 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                 reasons = n.reasons
                 outside = window_mask(n.table, time_axis, axes, chunk.start, chunk.end)
                 reasons[(reasons == 0) & outside] = REASONS.index("OUT_OF_WINDOW") + 1
-                qa.add(n.table, reasons, id_col)
+                good = pa.array(reasons == 0)
+                accepted = n.table.filter(good)
+                qa.add(n.table, reasons, id_col, accepted)
                 bad = np.nonzero(reasons)[0]
                 if len(bad):
                     sub = n.raw.take(pa.array(bad))
@@ -148,36 +162,47 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                                             "row_hash": row_hash(list(row.values()))})
                     q_rows.append(pa.Table.from_pylist([{k: (None if v is None else str(v)) for k, v in r.items()}
                                                         for r in rows]))
-                good = pa.array(reasons == 0)
-                accepted = n.table.filter(good)
                 if accepted.num_rows:
-                    starts = partition_start_column(accepted, part["axis"], axes)
-                    local = pc.cast(starts, pa.timestamp("us", tz=part["timezone"]))
-                    keys = pc.strftime(local, format=_STRFTIME[part["mode"]])
-                    key_list = keys.to_pylist()
-                    for key in sorted(set(key_list)):
+                    # The partition of each row: where its instant falls among the chunk's partition boundaries.
+                    starts = pc.cast(pc.cast(partition_start_column(accepted, part["axis"], axes),
+                                             pa.timestamp("us")), pa.int64())
+                    at = np.searchsorted(bounds, starts.to_numpy(zero_copy_only=False), side="right") - 1
+                    elsewhere = (at < 0) | (at >= len(chunk_parts))
+                    if elsewhere.any():  # a valid_time interval that starts in another chunk belongs there
+                        qa.elsewhere += int(elsewhere.sum())
+                        keep = ~elsewhere
+                        accepted, at = accepted.filter(pa.array(keep)), at[keep]
+                    for p_index in np.unique(at):
+                        key = chunk_parts[int(p_index)].key
                         if key not in writers:
                             writers[key] = PartitionWriter(key, work / "partitions" / f"{key}.parquet",
                                                            out_schema, geom_col, time_col)
-                            part_names.append(key)
-                        mask = pc.equal(keys, key)
-                        writers[key].write(obl.apply(accepted.filter(mask)))
+                        pending.append(writer_pool.submit(writers[key].write,
+                                                          obl.apply(accepted.filter(pa.array(at == p_index)))))
+                    while len(pending) > 2:  # bounded: at most a few batches in flight
+                        pending.pop(0).result()
                     keep_ids.append(accepted.column(id_col).combine_chunks())
-                    index = {k: i for i, k in enumerate(part_names)}
-                    keep_parts.append(np.array([index[k] for k in key_list], dtype=np.int32))
+                    keep_parts.append(at.astype(np.int32))
                 first += raw.num_rows
         except (OSError, ValueError, pa.ArrowException) as exc:
             result.findings.append(Finding("SOURCE_UNREADABLE", f"{obj['name']}: {exc}",
                                            Location(f"kfm://artifact/{obj['digest']}"),
                                            hint="the chunk is quarantined whole; fix the upstream file"))
+    for future in pending:
+        future.result()
+    writer_pool.shutdown()
     metas = {key: w.close() for key, w in writers.items()}
     # Duplicate ids: the first occurrence (objects by name, rows in order) stays; later ones go to quarantine.
     if keep_ids:
         ids = pa.chunked_array(keep_ids)
         parts = np.concatenate(keep_parts)
-        order = pa.table({"id": ids, "row": pa.array(np.arange(len(ids), dtype=np.int64))})
-        grouped = order.group_by("id").aggregate([("row", "min"), ("row", "count")])
-        dup_ids = grouped.filter(pc.greater(grouped.column("row_count"), 1))
+        # Most chunks have no duplicate at all: one hash pass says so; only then group to find them.
+        if len(pc.unique(ids)) == len(ids):
+            dup_ids = pa.table({"id": pa.array([], pa.string())})
+        else:
+            order = pa.table({"id": ids, "row": pa.array(np.arange(len(ids), dtype=np.int64))})
+            grouped = order.group_by("id").aggregate([("row", "min"), ("row", "count")])
+            dup_ids = grouped.filter(pc.greater(grouped.column("row_count"), 1))
         if dup_ids.num_rows:
             firsts = set(dup_ids.column("row_min").to_pylist())
             is_dup = pc.and_(pc.is_in(order.column("id"), value_set=dup_ids.column("id")),
@@ -191,6 +216,8 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                 local_index[where] = np.arange(int(where.sum()))
             for p, key in enumerate(part_names):
                 in_part = dup_rows[parts[dup_rows] == p]
+                if key not in metas:
+                    continue
                 if not len(in_part):
                     continue
                 drop = np.zeros(metas[key]["rows"], dtype=bool)

@@ -74,6 +74,21 @@ def convert(column: pa.Array, type_name: str) -> tuple[pa.Array, np.ndarray]:
     if type_name == "string":
         return column, np.zeros(len(column), dtype=bool)
     present = pc.is_valid(column)
+    if type_name != "bool":
+        # The fast path: a clean column casts at once. Arrow's parsers refuse what our patterns refuse (a timestamp
+        # without an offset, a word for a number); NaN and infinities, which they accept, are failures here.
+        try:
+            typed = pc.cast(column, target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        else:
+            if type_name.startswith("float"):
+                bad = pc.fill_null(pc.invert(pc.is_finite(typed)), False)
+                failed_fast = np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool)
+                if failed_fast.any():
+                    typed = pc.if_else(bad, pa.scalar(None, target), typed)
+                return typed, failed_fast
+            return typed, np.zeros(len(column), dtype=bool)
     good = pc.and_(present, pc.match_substring_regex(column, _PATTERNS[type_name]))
     clean = pc.if_else(good, column, pa.scalar(None, pa.string()))
     if type_name == "bool":
@@ -98,13 +113,14 @@ def convert(column: pa.Array, type_name: str) -> tuple[pa.Array, np.ndarray]:
     return typed, np.asarray(failed, dtype=bool)
 
 
-def decimals_over(column: pa.Array, limit: int) -> np.ndarray:
-    """Rows whose number is written with more than ``limit`` decimals."""
+def decimals_over(values: np.ndarray, limit: int) -> np.ndarray:
+    """Coordinates that need more than ``limit`` decimals (|v| <= 180, so float64 is exact far below 1e-6 here)."""
     import numpy as np
-    import pyarrow.compute as pc
 
-    hit = pc.match_substring_regex(column, rf"\.[0-9]{{{limit + 1},}}")
-    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+    scaled = values * 10.0 ** limit
+    with np.errstate(invalid="ignore"):
+        over: np.ndarray = (np.abs(scaled - np.round(scaled)) > 1e-6) & np.isfinite(values)
+    return over
 
 
 def point_wkb(x: np.ndarray, y: np.ndarray) -> pa.Array:
@@ -228,7 +244,7 @@ class Normalizer:
                                               fields=list(bbox_type()))
             over = np.zeros(n, dtype=bool)
             if max_dec is not None:
-                over = decimals_over(xcol, int(max_dec)) | decimals_over(ycol, int(max_dec))
+                over = decimals_over(x0, int(max_dec)) | decimals_over(y0, int(max_dec))
             if "Point" not in self.geometry["types"]:
                 bad = bad | True
             return wkb, bbox, bad, over & ~bad

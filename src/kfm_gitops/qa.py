@@ -58,10 +58,11 @@ class QA:
     samples: dict[str, list[str]] = field(default_factory=dict)
     nulls: dict[str, int] = field(default_factory=dict)
     accepted: int = 0
+    elsewhere: int = 0  # valid_time rows whose interval starts in another chunk: that chunk publishes them
 
-    def add(self, table: pa.Table, reasons: np.ndarray, id_column: str) -> None:
+    def add(self, table: pa.Table, reasons: np.ndarray, id_column: str, accepted: pa.Table) -> None:
+        """Count a batch: ``table`` all its rows, ``accepted`` those without a reason."""
         import numpy as np
-        import pyarrow.compute as pc
 
         self.total += len(reasons)
         ids = table.column(id_column)
@@ -75,15 +76,9 @@ class QA:
             for i in where[: max(0, SAMPLE_IDS - len(sample))]:
                 value = ids[int(i)].as_py()
                 sample.append(str(value) if value is not None else "(no id)")
-        ok = reasons == 0
-        self.accepted += int(ok.sum())
-        if ok.any():
-            import pyarrow as pa
-
-            mask = pa.array(ok)
-            for name in self.columns:
-                self.nulls[name] = self.nulls.get(name, 0) + int(pc.sum(pc.cast(pc.is_null(
-                    pc.filter(table.column(name), mask)), "int64")).as_py() or 0)
+        self.accepted += accepted.num_rows
+        for name in self.columns:
+            self.nulls[name] = self.nulls.get(name, 0) + accepted.column(name).null_count
 
     def move(self, code_from_index: int, count: int) -> None:
         """Rows found bad after they were counted as accepted (duplicates, found at the end of the chunk)."""
@@ -112,7 +107,8 @@ class QA:
             "kfm_qa_report_version": "v1",
             "dataset_slug": slug,
             "chunk": chunk,
-            "rows": {"total": self.total, "accepted": self.accepted, "quarantined": quarantined},
+            "rows": {"total": self.total, "accepted": self.accepted, "quarantined": quarantined,
+                     "other_chunks": self.elsewhere},
             "checks": checks,
             "invalid_ratio": round(ratio, 6),
             "null_ratio": {k: round(v, 6) for k, v in sorted(null_ratio.items())},
