@@ -176,7 +176,7 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                         key = chunk_parts[int(p_index)].key
                         if key not in writers:
                             writers[key] = PartitionWriter(key, work / "partitions" / f"{key}.parquet",
-                                                           out_schema, geom_col, time_col)
+                                                           out_schema, geom_col, time_col, id_col)
                         pending.append(writer_pool.submit(writers[key].write,
                                                           obl.apply(accepted.filter(pa.array(at == p_index)))))
                     while len(pending) > 2:  # bounded: at most a few batches in flight
@@ -227,7 +227,7 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                     quarantined.append({"source": None, "row": None, "id": str(row_id), "reason": "DUPLICATE_ID",
                                         "row_hash": None})
                 metas[key] = drop_rows(work / "partitions" / f"{key}.parquet", drop, out_schema, geom_col, time_col,
-                                       key)
+                                       key, id_col)
     if obl.min_count is not None:
         import pyarrow.parquet as pq
 
@@ -236,7 +236,7 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
             if metas[key]["rows"] and path.exists():
                 drop = obl.suppress(pq.read_table(path))
                 if drop.any():
-                    metas[key] = drop_rows(path, drop, out_schema, geom_col, time_col, key)
+                    metas[key] = drop_rows(path, drop, out_schema, geom_col, time_col, key, id_col)
     result.obligations_applied = obl.evidence(out_schema.names)
     result.qa = qa.report(dict(dataset.get("qa", {})), contract.slug, chunk.key)
     whole = result.qa["status"] == "fail" or any(f.code == "SOURCE_UNREADABLE" for f in result.findings)

@@ -42,6 +42,7 @@ class PartitionWriter:
     schema: pa.Schema
     geometry_column: str
     time_column: str
+    id_column: str = ""
     rows: int = 0
     bbox: list[float] = field(default_factory=lambda: [float("inf"), float("inf"), float("-inf"), float("-inf")])
     time_min: datetime | None = None
@@ -69,10 +70,20 @@ class PartitionWriter:
 
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(str(self.path), self.schema, **WRITER)
+            self._writer = pq.ParquetWriter(str(self.path), self.schema, **self.options())
         # Row groups follow the batches, which the fixed CSV block size and the inputs decide: the same inputs give
         # the same row groups on every machine. Nothing is held back, so memory stays flat.
         self._writer.write_table(table.cast(self.schema), row_group_size=ROW_GROUP)
+
+    def options(self) -> dict[str, Any]:
+        """The fixed writer settings, with dictionaries only for repetitive text and no min/max statistics for WKB
+        (meaningless there; the bbox column carries the statistics readers use)."""
+        import pyarrow as pa
+
+        strings = [f.name for f in self.schema if pa.types.is_string(f.type) and f.name != self.id_column]
+        stats = [f.name for f in self.schema if f.name not in (self.geometry_column, "bbox")]
+        stats += ["bbox.xmin", "bbox.ymin", "bbox.xmax", "bbox.ymax"]
+        return {**WRITER, "use_dictionary": strings, "write_statistics": stats}
 
     def close(self) -> dict[str, Any]:
         """Finish the file; its runtime metadata (bbox, temporal extent, rows, geometry types)."""
@@ -131,7 +142,7 @@ def store_artifact(store: Store, path: Path) -> tuple[str, int]:
 
 
 def drop_rows(path: Path, drop: np.ndarray, schema: pa.Schema, geometry_column: str, time_column: str,
-              key: str) -> dict[str, Any]:
+              key: str, id_column: str = "") -> dict[str, Any]:
     """Rewrite a partition file without the rows flagged in ``drop`` (duplicates found at the end of a chunk)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -142,7 +153,7 @@ def drop_rows(path: Path, drop: np.ndarray, schema: pa.Schema, geometry_column: 
         path.unlink()
         return {"partition": key, "rows": 0, "bbox": [], "temporal": [None, None], "geometry_types": []}
     tmp = path.with_suffix(".rewrite.parquet")
-    writer = PartitionWriter(key, tmp, schema, geometry_column, time_column)
+    writer = PartitionWriter(key, tmp, schema, geometry_column, time_column, id_column)
     writer.write(kept.replace_schema_metadata(None))
     meta = writer.close()
     tmp.replace(path)
