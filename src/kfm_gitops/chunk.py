@@ -110,8 +110,6 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
         return _refused(result, contract, chunk, ["OBLIGATION_INAPPLICABLE"], [p.message for p in problems])
     out_schema = obl.output_schema(schema)
     writers: dict[str, PartitionWriter] = {}
-    keep_ids: list[pa.Array] = []
-    keep_parts: list[np.ndarray] = []
     quarantined: list[dict[str, Any]] = []
     q_rows: list[pa.Table] = []
     fmt = pipeline["source"]["format"]
@@ -125,7 +123,6 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     bounds = np.array([(p.start - epoch) // timedelta(microseconds=1) for p in chunk_parts]
                       + [(chunk.end - epoch) // timedelta(microseconds=1)], dtype=np.int64)
-    part_names = [p.key for p in chunk_parts]
     # Parquet encoding and compression release the GIL: one writer thread keeps the second core busy while this
     # one parses and checks the next batch. One thread, so each partition's batches are written in order.
     writer_pool = ThreadPoolExecutor(max_workers=1)
@@ -181,8 +178,6 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                                                           obl.apply(accepted.filter(pa.array(at == p_index)))))
                     while len(pending) > 2:  # bounded: at most a few batches in flight
                         pending.pop(0).result()
-                    keep_ids.append(accepted.column(id_col).combine_chunks())
-                    keep_parts.append(at.astype(np.int32))
                 first += raw.num_rows
         except (OSError, ValueError, pa.ArrowException) as exc:
             result.findings.append(Finding("SOURCE_UNREADABLE", f"{obj['name']}: {exc}",
@@ -192,49 +187,24 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
         future.result()
     writer_pool.shutdown()
     metas = {key: w.close() for key, w in writers.items()}
-    # Duplicate ids: the first occurrence (objects by name, rows in order) stays; later ones go to quarantine.
-    if keep_ids:
-        ids = pa.chunked_array(keep_ids)
-        parts = np.concatenate(keep_parts)
-        # Most chunks have no duplicate at all: one hash pass says so; only then group to find them.
-        if len(pc.unique(ids)) == len(ids):
-            dup_ids = pa.table({"id": pa.array([], pa.string())})
-        else:
-            order = pa.table({"id": ids, "row": pa.array(np.arange(len(ids), dtype=np.int64))})
-            grouped = order.group_by("id").aggregate([("row", "min"), ("row", "count")])
-            dup_ids = grouped.filter(pc.greater(grouped.column("row_count"), 1))
-        if dup_ids.num_rows:
-            firsts = set(dup_ids.column("row_min").to_pylist())
-            is_dup = pc.and_(pc.is_in(order.column("id"), value_set=dup_ids.column("id")),
-                             pc.invert(pc.is_in(order.column("row"), value_set=pa.array(sorted(firsts)))))
-            dup_rows = np.nonzero(np.asarray(is_dup.to_numpy(zero_copy_only=False), dtype=bool))[0]
-            qa.move(REASONS.index("DUPLICATE_ID") + 1, len(dup_rows))
-            # Row positions within each partition file, from the global order.
-            local_index = np.zeros(len(parts), dtype=np.int64)
-            for p in range(len(part_names)):
-                where = parts == p
-                local_index[where] = np.arange(int(where.sum()))
-            for p, key in enumerate(part_names):
-                in_part = dup_rows[parts[dup_rows] == p]
-                if key not in metas:
-                    continue
-                if not len(in_part):
-                    continue
-                drop = np.zeros(metas[key]["rows"], dtype=bool)
-                drop[local_index[in_part]] = True
-                for row_id in ids.take(pa.array(in_part)).to_pylist():
-                    qa.samples.setdefault("DUPLICATE_ID", []).append(str(row_id))
-                    quarantined.append({"source": None, "row": None, "id": str(row_id), "reason": "DUPLICATE_ID",
-                                        "row_hash": None})
-                metas[key] = drop_rows(work / "partitions" / f"{key}.parquet", drop, out_schema, geom_col, time_col,
-                                       key, id_col)
+    # Duplicate ids: the first occurrence (by partition, then row) stays; later ones go to quarantine.
+    for key, rows in duplicate_rows(work / "partitions", sorted(k for k in metas if metas[k]["rows"]),
+                                    id_col, work).items():
+        drop = np.zeros(metas[key]["rows"], dtype=bool)
+        drop[[r for r, _ in rows]] = True
+        qa.move(REASONS.index("DUPLICATE_ID") + 1, len(rows))
+        for _, row_id in rows:
+            qa.samples.setdefault("DUPLICATE_ID", []).append(row_id)
+            quarantined.append({"source": None, "row": None, "id": row_id, "reason": "DUPLICATE_ID", "row_hash": None})
+        metas[key] = drop_rows(work / "partitions" / f"{key}.parquet", drop, out_schema, geom_col, time_col, key,
+                               id_col)
     if obl.min_count is not None:
         import pyarrow.parquet as pq
 
         for key in list(metas):
             path = work / "partitions" / f"{key}.parquet"
             if metas[key]["rows"] and path.exists():
-                drop = obl.suppress(pq.read_table(path))
+                drop = obl.suppress(pq.read_table(path, columns=obl.min_count[1] or [id_col]))
                 if drop.any():
                     metas[key] = drop_rows(path, drop, out_schema, geom_col, time_col, key, id_col)
     result.obligations_applied = obl.evidence(out_schema.names)
@@ -276,6 +246,43 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
         digest, size = store_artifact(store, work / "partitions" / f"{key}.parquet")
         result.partitions.append({**meta, "digest": digest, "size": size, "media_type": MEDIA_TYPE})
     return result
+
+
+def duplicate_rows(folder: Path, keys: list[str], id_column: str, work: Path) -> dict[str, list[tuple[int, str]]]:
+    """Rows whose id an earlier row of the chunk has: partition -> [(row number in its file, id)].
+
+    DuckDB reads only the id column of the written partitions and groups it within a fixed memory limit, spilling
+    to disk past it, so a chunk of any size is checked in bounded memory.
+    """
+    if not keys:
+        return {}
+    import duckdb
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()  # what the batches used goes back before the grouping starts
+    files = [str(folder / f"{key}.parquet") for key in keys]
+    spill = work / "duckdb"
+    spill.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"memory_limit": "256MB", "threads": 2, "temp_directory": str(spill),
+                                 "preserve_insertion_order": False})
+    try:
+        column = '"' + id_column.replace('"', '""') + '"'
+        found = con.execute(f"""
+            WITH t AS (SELECT {column} AS id, filename, file_row_number
+                       FROM read_parquet(?, filename = true, file_row_number = true)),
+                 twice AS (SELECT id FROM t GROUP BY id HAVING count(*) > 1),
+                 ranked AS (SELECT t.id, t.filename, t.file_row_number,
+                                   row_number() OVER (PARTITION BY t.id ORDER BY t.filename, t.file_row_number) AS n
+                            FROM t SEMI JOIN twice USING (id))
+            SELECT filename, file_row_number, id FROM ranked WHERE n > 1
+            ORDER BY filename, file_row_number""", [files]).fetchall()
+    finally:
+        con.close()
+    by_file = {f: k for f, k in zip(files, keys, strict=True)}
+    out: dict[str, list[tuple[int, str]]] = {}
+    for filename, row, row_id in found:
+        out.setdefault(by_file[str(filename)], []).append((int(row), str(row_id)))
+    return out
 
 
 def clean(work: Path) -> None:

@@ -147,14 +147,20 @@ def drop_rows(path: Path, drop: np.ndarray, schema: pa.Schema, geometry_column: 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    kept = table.filter(pa.array(~drop))
-    if kept.num_rows == 0:
+    if drop.all():
         path.unlink()
         return {"partition": key, "rows": 0, "bbox": [], "temporal": [None, None], "geometry_types": []}
     tmp = path.with_suffix(".rewrite.parquet")
     writer = PartitionWriter(key, tmp, schema, geometry_column, time_column, id_column)
-    writer.write(kept.replace_schema_metadata(None))
+    start = 0
+    # Row group by row group, so that rewriting a partition of any size takes the memory of one group.
+    source = pq.ParquetFile(path)
+    for group in range(source.num_row_groups):
+        table = source.read_row_group(group).replace_schema_metadata(None)
+        keep = ~drop[start: start + table.num_rows]
+        start += table.num_rows
+        writer.write(table.filter(pa.array(keep)))
+    source.close()
     meta = writer.close()
     tmp.replace(path)
     return meta
