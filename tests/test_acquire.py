@@ -174,7 +174,7 @@ def test_symlink_outside_the_upstream_folder(governed: Path, kfm: Runner, tmp_pa
     (('pattern: "{year}-{month}/*.csv"', 'pattern: "../{year}-{month}/*.csv"'), "SOURCE_OUTSIDE"),
     (("root: upstream/ks_storm_reports", "root: upstream/nothing_here"), "SOURCE_MISSING"),
     (('pattern: "{year}-{month}/*.csv"', 'pattern: "{year}-{month}/*.csv"\n    max_bytes: 100'), "FILE_TOO_LARGE"),
-    (('pattern: "{year}-{month}/*.csv"', 'pattern: "{year}-{mnth}/*.csv"'), "CONNECTOR_PARAMS"),
+    (('pattern: "{year}-{month}/*.csv"', 'pattern: "{year}-{mnth}/*.csv"'), "PLAN_DATASET_INVALID"),
     (('pattern: "{year}-{month}/*.csv"', 'pattern: "{year}-{month}/*.csv"\n    max_bytes: lots'), "CONNECTOR_PARAMS"),
     (('pattern: "{year}-{month}/*.csv"', 'pattern: "{year}-{month}/*.csv"\n    recursive: true'), "CONNECTOR_PARAMS"),
 ])
@@ -182,7 +182,7 @@ def test_bad_connector_parameters(governed: Path, kfm: Runner, change: tuple[str
     write_pipeline(governed, *change)
     r = kfm("acquire", FIRST_PLAN, "--chunk", "2023-01")
     assert r.code == 1
-    assert f": {code}: " in r.out, r.out
+    assert f": {code}: " in r.out + r.err, r.out + r.err
     assert not (governed / RAW).exists()
 
 
@@ -242,8 +242,9 @@ def test_raw_verify_catches_edited_manifests(governed: Path, kfm: Runner) -> Non
     other.write_text(json.dumps(doc))
     r = kfm("raw", "verify")
     assert r.code == 1
-    assert f"{RAW}/{path.name}: MANIFEST_TAMPERED: its objects, source and terms give id" in r.out
+    assert f"{RAW}/{path.name}: MANIFEST_TAMPERED: its content gives id" in r.out
     assert f"{RAW}/{other.name}: MANIFEST_PATH_OUTSIDE: '../../../etc/passwd' names a path outside" in r.out
+    assert f"{RAW}/{other.name}: MANIFEST_TAMPERED" in r.out  # every field is part of the id
 
 
 def test_raw_verify_with_nothing_to_verify_fails(governed: Path, kfm: Runner) -> None:

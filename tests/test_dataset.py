@@ -147,6 +147,7 @@ def test_bad_contract_is_a_located_finding(governed: Path, kfm: Runner, old: str
     ("    x: longitude\n", "", "PIPELINE_GEOMETRY"),
     ("transforms: []", "transforms: [{op: rename}]", "PIPELINE_TRANSFORM"),
     ("  crs: OGC:CRS84", "  crs: EPSG:3857", "PIPELINE_CRS"),
+    ('pattern: "{year}-{month}/*.csv"', 'pattern: "{yr}-{month}/*.csv"', "PIPELINE_TEMPLATE"),
 ])
 def test_bad_pipeline_is_a_located_finding(governed: Path, kfm: Runner, old: str, new: str, code: str) -> None:
     path = governed / PL

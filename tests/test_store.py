@@ -152,3 +152,17 @@ def test_concurrent_writers_of_one_object(tmp_path: Path) -> None:
     assert not errors
     assert results.count(True) == 1
     assert store.verify(digest(data)) is None
+
+
+def test_writing_good_bytes_over_a_corrupt_object_heals_it(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "objects"))
+    data = b"the right bytes"
+    d = store.put_bytes(data).digest
+    path = store.local_path(d)
+    assert path is not None
+    path.chmod(0o644)
+    path.write_bytes(b"the wrong bytes")
+    assert store.verify(d) == "HASH_MISMATCH"
+    again = store.put_bytes(data)
+    assert again.created and again.digest == d
+    assert store.verify(d) is None

@@ -150,6 +150,15 @@ def _fetch_terms_url(url: str, store: Store) -> tuple[dict[str, Any] | None, lis
     return {"source_uri": url, "digest": stored.digest, "size": stored.size, "media_type": media}, []
 
 
+def manifest_identity(doc: dict[str, Any]) -> str:
+    """The acquisition id: the chunk key, then 12 hex of the digest of the sorted object digests and everything else
+    the manifest says (source parameters, terms, window, time axis, names), so that the id fixes the bytes. Only
+    ``supersedes``, which depends on what was acquired before, is left out."""
+    rest = {k: v for k, v in doc.items() if k not in ("acquisition_id", "supersedes", "objects")}
+    rest["objects"] = [{k: v for k, v in o.items() if k != "digest"} for o in doc["objects"]]
+    return acquisition_id(doc["chunk"]["key"], [o["digest"] for o in doc["objects"]], rest)
+
+
 def manifest_bytes(doc: dict[str, Any]) -> bytes:
     """The manifest's one serialisation: sorted keys, two-space indent, a final newline."""
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
@@ -220,11 +229,8 @@ def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, s
     manifest_rel = ""
     manifest_digest = ""
     if not outcome.failed:
-        acq = acquisition_id(chunk.key, [o.digest for o in objects],
-                             {**source, "terms": terms["digest"]})
         doc: dict[str, Any] = {
             "kfm_acquisition_version": "v1",
-            "acquisition_id": acq,
             "dataset_slug": slug,
             "chunk": {"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end),
                       "timezone": plan.timezone},
@@ -233,6 +239,7 @@ def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, s
             "terms": terms,
             "objects": [o.as_dict() for o in objects],
         }
+        acq = doc["acquisition_id"] = manifest_identity(doc)
         existing = [(p, m) for p, m in read_manifests(config.root, slug)
                     if m.get("chunk", {}).get("key") == chunk.key and m.get("acquisition_id") != acq]
         superseded = {s for _, m in existing for s in m.get("supersedes", [])}
@@ -281,7 +288,7 @@ def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, s
     outcome.params_digest = digest_of({"operation": "acquire", "plan": plan_params(plan), "chunk": chunk.key,
                                        "connector": source})
     outcome.inputs = [{"uri": terms["source_uri"], "digest": terms["digest"], "role": "terms"}] + [
-        {"uri": o.source_uri, "digest": o.digest} for o in objects]
+        {"uri": o.source_uri, "digest": o.digest, **o.fetch_info()} for o in objects]
     # A failed run acquired nothing, whatever bytes it left in the (content-addressed) store.
     outcome.outputs = [{"uri": manifest_rel, "digest": manifest_digest, "role": "acquisition"}] + [
         {"uri": f"kfm://artifact/{o.digest}", "digest": o.digest} for o in objects] if manifest_rel else []
@@ -363,10 +370,9 @@ def check_manifest(path: Path, doc: Any, slug: str) -> list[Finding]:
         out.append(Finding("MANIFEST_TAMPERED", f"file name differs from acquisition_id {doc['acquisition_id']}", loc))
     if doc["dataset_slug"] != slug:
         out.append(Finding("MANIFEST_TAMPERED", f"dataset_slug {doc['dataset_slug']!r} in the folder of {slug!r}", loc))
-    expected = acquisition_id(doc["chunk"]["key"], [o["digest"] for o in doc["objects"]],
-                              {**doc["source"], "terms": doc["terms"]["digest"]})
+    expected = manifest_identity(doc)
     if expected != doc["acquisition_id"]:
-        out.append(Finding("MANIFEST_TAMPERED", f"its objects, source and terms give id {expected}, not "
+        out.append(Finding("MANIFEST_TAMPERED", f"its content gives id {expected}, not "
                            f"{doc['acquisition_id']}", loc, hint="acquisition manifests are never edited; "
                            "restore it from git"))
     for o in [doc["terms"], *doc["objects"]]:

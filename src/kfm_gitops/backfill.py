@@ -24,10 +24,10 @@ from kfm_gitops.config import Config
 from kfm_gitops.dataset import Contract, require_contract
 from kfm_gitops.errors import FindingsError, KfmError
 from kfm_gitops.findings import Finding, Location
-from kfm_gitops.identity import PartitionContent, dataset_version_id, digest_of, sha256_digest
+from kfm_gitops.identity import IdentityError, PartitionContent, dataset_version_id, digest_of, sha256_digest
 from kfm_gitops.periods import Period, iso_utc, periods
 from kfm_gitops.plan import Plan, select_chunks, set_expected_version
-from kfm_gitops.policy import Decision, decide
+from kfm_gitops.policy import Decision, decide, load_bundle
 from kfm_gitops.receipts import RECEIPT_FILE, actor, environment, make_receipt, new_run_id, run_folder_name
 from kfm_gitops.store import Store
 
@@ -63,10 +63,11 @@ class BackfillResult:
         return not any(f.severity == "error" for f in self.findings + [f for c in self.chunks for f in c.findings])
 
 
-def chunk_params(plan: Plan, contract: Contract, chunk: Period) -> str:
-    """What makes a chunk's run the same run: the plan (without the expected id), the chunk, the contract."""
+def chunk_params(plan: Plan, contract: Contract, chunk: Period, policy_bundle: str = "") -> str:
+    """What makes a chunk's run the same run: the plan (without the expected id), the chunk, the contract, and the
+    policies it was decided under (a policy changed since means a run made under the old one is not reused)."""
     return digest_of({"operation": "process", "plan": plan_params(plan), "chunk": chunk.key,
-                      "spec_hash": contract.spec_hash})
+                      "spec_hash": contract.spec_hash, "policies": policy_bundle})
 
 
 def runs_of(root: Path, slug: str) -> list[tuple[Path, dict[str, Any]]]:
@@ -158,7 +159,8 @@ def run_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, sto
     receipt = make_receipt(
         rid=rid, slug=contract.slug, actor=actor(frozen.committer), operation="process",
         inputs=acquired.inputs, outputs=outputs,
-        env=environment(frozen.git_commit, chunk_params(plan, contract, chunk)), findings=run.findings,
+        env=environment(frozen.git_commit, chunk_params(plan, contract, chunk, decision.bundle_digest)),
+        findings=run.findings,
         chunk={"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
         plan=os.path.relpath(plan.path.resolve(), config.root.resolve()), decision_id=decision.decision_id,
         obligations_applied=result.obligations_applied,
@@ -180,21 +182,30 @@ def run_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, sto
         run.state = "done"
 
 
-def base_partitions(root: Path, slug: str, base: str) -> dict[str, dict[str, Any]]:
+def base_manifest(root: Path, slug: str, base: str) -> dict[str, Any]:
     if not base:
         return {}
     path = root / "releases" / slug / base / MANIFEST
     if not path.is_file():
         raise KfmError(f"the base version {base} has no {MANIFEST}", hint="the plan's prior_dataset_version_id must "
                        "name a version of this repository")
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    return {p["partition"]: p for p in doc["partitions"]}
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return doc
+
+
+def base_partitions(root: Path, slug: str, base: str) -> dict[str, dict[str, Any]]:
+    return {p["partition"]: p for p in base_manifest(root, slug, base).get("partitions", [])}
 
 
 def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun], frozen: Frozen,
             result: BackfillResult, decision: Decision) -> None:
     """Assemble the version: the base's partitions with the window's replaced by the new ones."""
     slug = contract.slug
+    if not decision.allow:
+        result.findings.append(Finding("ROLLUP_BLOCKED", "no version: the processing policy denies this data ("
+                                       + ", ".join(decision.deny) + ")", None,
+                                       hint="runs made before the policy changed are not enough; fix and run again"))
+        return
     blocked = [r for r in runs if r.state in ("quarantined", "failed")]
     if blocked:
         result.findings.append(Finding(
@@ -207,6 +218,19 @@ def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun]
 
     zone = get_zone(contract.partitioning["timezone"])
     window_keys = {p.key for p in periods(plan.start, plan.end, contract.partitioning["mode"], zone)}  # type: ignore[arg-type]
+    outside = sorted(k for k in carried if k not in window_keys)
+    if outside:
+        # One label per version: partitions carried from the base were made under its label and obligations.
+        base_policy = base_manifest(config.root, slug, base).get("policy", {})
+        mine = {"policy_label": plan.label, "obligations": [dict(o) for o in plan.obligations]}
+        theirs = {"policy_label": base_policy.get("policy_label"), "obligations": base_policy.get("obligations", [])}
+        if mine != theirs:
+            result.findings.append(Finding(
+                "ROLLUP_POLICY_MISMATCH", f"the base version {base} was made under label "
+                f"{theirs['policy_label']!r} and other obligations; its partitions {', '.join(outside)} cannot be "
+                f"carried into a version labelled {plan.label!r}", None,
+                hint="a changed label or obligations means reprocessing every partition: widen the window"))
+            return
     parts: dict[str, dict[str, Any]] = {k: v for k, v in carried.items() if k not in window_keys}
     new_keys = []
     for r in runs:
@@ -215,6 +239,13 @@ def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun]
                                      "run": r.run_folder}
             new_keys.append(p["partition"])
     gaps = sorted(window_keys - set(new_keys))
+    dropped = [g for g in gaps if g in carried]
+    if dropped:
+        result.findings.append(Finding(
+            "PARTITION_DROPPED", f"partition(s) {', '.join(dropped)} of the base version {base} have no data in this "
+            "backfill: the new version would unpublish them", None,
+            hint="check the upstream for these periods, or shrink the window to leave them as they are"))
+        return
     for g in gaps:
         result.notes.append(f"gap: partition {g} has no data in this window")
     if not parts:
@@ -222,7 +253,12 @@ def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun]
                                        hint="check the upstream for the window"))
         return
     contents = [PartitionContent(k, v["processed"], tuple(v["raw"])) for k, v in sorted(parts.items())]
-    version = dataset_version_id(contract.spec_hash, contents)
+    try:
+        version = dataset_version_id(contract.spec_hash, contents)
+    except IdentityError as exc:  # e.g. a base partitioned another way than the contract now says
+        result.findings.append(Finding("ROLLUP_INVALID", f"no version: {exc}", None,
+                                       hint="a changed partitioning means reprocessing every partition"))
+        return
     if version == base:
         result.notes.append(f"the content equals the base version {base}: no new version")
         result.version = base
@@ -315,8 +351,8 @@ def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | 
             raise FindingsError(problems, "the processing policy could not decide: nothing is processed")
         todo = []
         for c in chunks:
-            found = None if (force and c in selected) else reusable(config.root, contract.slug, c.key,
-                                                                    chunk_params(plan, contract, c), store)
+            found = None if (force and c in selected) else reusable(
+                config.root, contract.slug, c.key, chunk_params(plan, contract, c, decision.bundle_digest), store)
             if found is not None:
                 _from_receipt(runs[c.key], found[0], found[1], config.root)
                 runs[c.key].state = "reused"
@@ -332,6 +368,14 @@ def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | 
             except KfmError as exc:
                 runs[c.key].findings.append(Finding("CHUNK_FAILED", exc.message, None, hint=exc.hint))
                 runs[c.key].state = "failed"
+            except Exception as exc:  # one chunk's failure is a finding; the other chunks go on
+                if os.environ.get("KFM_DEBUG") == "1":
+                    import traceback
+
+                    traceback.print_exc()
+                runs[c.key].findings.append(Finding("CHUNK_FAILED", f"{type(exc).__name__} while processing",
+                                                    None, hint="re-run with --debug for the traceback"))
+                runs[c.key].state = "failed"
             notify(runs[c.key])
 
         workers = max(1, min(jobs or plan.max_parallelism, plan.max_parallelism, len(todo) or 1))
@@ -340,8 +384,12 @@ def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | 
         result = BackfillResult([runs[c.key] for c in chunks])
         missing = [r.key for r in result.chunks if r.state == "pending"]
         if missing:
-            result.notes.append(f"not rolled up: chunk(s) {', '.join(missing)} have no run yet "
-                                "(run them, here or on other machines sharing the store, then `kfm backfill rollup`)")
+            message = (f"not rolled up: chunk(s) {', '.join(missing)} have no passing run yet (run them, here or on "
+                       "other machines sharing the store, then `kfm backfill rollup`)")
+            if rollup_only or not keys:
+                result.findings.append(Finding("ROLLUP_INCOMPLETE", message, None))
+            else:
+                result.notes.append(message)
             return result
         roll_up(config, plan, contract, result.chunks, frozen, result, decision)
     return result
@@ -359,7 +407,8 @@ def dry_run(config: Config, plan: Plan, store: Store) -> list[dict[str, Any]]:
     template = params.get("url") or f"{params.get('root', '')}/{params.get('pattern', '')}"
     out = []
     for c in plan.chunks():
-        found = reusable(config.root, contract.slug, c.key, chunk_params(plan, contract, c), store)
+        found = reusable(config.root, contract.slug, c.key,
+                         chunk_params(plan, contract, c, load_bundle(config.root).digest), store)
         out.append({
             "chunk": c.key, "start": iso_utc(c.start), "end": iso_utc(c.end),
             "sources": expand(template, Window(c.key, c.start, c.end, zone)),
@@ -367,6 +416,51 @@ def dry_run(config: Config, plan: Plan, store: Store) -> list[dict[str, Any]]:
             "reuse": found[0].relative_to(config.root).as_posix() if found else None,
         })
     return out
+
+
+def process_acquired(config: Config, plan: Plan, key: str, store: Store) -> tuple[ChunkResult, str]:
+    """`kfm process`: one chunk from its current acquisition to a run folder, under the same policy decision and
+    obligations as a backfill run. Returns the result and the run folder."""
+    from kfm_gitops.acquire import current_acquisition
+
+    contract = require_contract(config.root, plan.slug, config.vocab)
+    chunk = select_chunks(plan, [key])[0]
+    with RepoLock(config.root):
+        frozen = freeze(config, plan, contract)
+        mpath, manifest = current_acquisition(config.root, plan.slug, key)
+        decision, problems = decide(config.root, "processing",
+                                    processing_input(config, plan, contract, manifest.get("terms")))
+        if problems and not any(f.code == "POLICY_EMPTY" for f in problems):
+            raise FindingsError(problems, "the processing policy could not decide: nothing is processed")
+        rid = new_run_id(key)
+        work = config.root / ".kfm" / "staging" / f"{run_folder_name(rid)}.work"
+        try:
+            result = process_chunk(contract, manifest, chunk, store, work, plan.time_axis,
+                                   obligations=list(plan.obligations),
+                                   denied=None if decision.allow else list(decision.deny))
+        finally:
+            clean(work)
+        files = {name: pretty(doc) for name, doc in (("qa.json", result.qa), ("quarantine.json", result.quarantine),
+                                                     ("policy.json", decision.as_dict())) if doc}
+        manifest_rel = mpath.relative_to(config.root).as_posix()
+        receipt = make_receipt(
+            rid=rid, slug=plan.slug, actor=actor(frozen.committer), operation="process",
+            inputs=[{"uri": manifest_rel, "digest": sha256_digest(mpath.read_bytes()), "role": "acquisition"},
+                    *result.inputs],
+            outputs=[{"uri": f"kfm://artifact/{p['digest']}", "digest": p["digest"],
+                      "role": f"partition:{p['partition']}"} for p in result.partitions]
+            + [{"uri": name, "digest": sha256_digest(data), "role": name.removesuffix(".json")}
+               for name, data in files.items()],
+            env=environment(frozen.git_commit, digest_of({"operation": "process", "chunk": key,
+                                                          "acquisition": manifest["acquisition_id"],
+                                                          "spec_hash": contract.spec_hash,
+                                                          "policies": decision.bundle_digest})),
+            findings=result.findings, chunk={"key": key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
+            plan=os.path.relpath(plan.path.resolve(), config.root.resolve()), decision_id=decision.decision_id,
+            obligations_applied=result.obligations_applied,
+        )
+        folder, _ = write_run(config.root, plan.slug, rid, {RECEIPT_FILE: receipt.bytes, **files})
+    return result, folder
 
 
 def version_digests(folder: Path) -> set[str]:

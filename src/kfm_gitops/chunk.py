@@ -47,6 +47,20 @@ class ChunkResult:
         return not self.inputs
 
 
+def _describe(exc: BaseException) -> str:
+    """An error about a source, without the source's content: parser messages quote the offending row, and a
+    receipt is committed."""
+    import re
+
+    text = str(exc)
+    m = re.match(r"(CSV parse error: [^:]*?(?:got \d+ columns?)?)(?::|$)", text)
+    if m:
+        return m.group(1).strip()
+    if isinstance(exc, KeyError):
+        return "a column is missing or named twice"
+    return f"unreadable ({type(exc).__name__})"
+
+
 def row_hash(values: list[Any]) -> str:
     """The digest of a raw row (its values, in order), so a quarantine record can name a row without its content."""
     return "sha256:" + hashlib.sha256(json.dumps(values, ensure_ascii=False, default=str).encode()).hexdigest()
@@ -134,6 +148,12 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
         return result
     for obj in sorted(manifest["objects"], key=lambda o: o["name"]):
         result.inputs.append({"uri": f"kfm://artifact/{obj['digest']}", "digest": obj["digest"]})
+        problem = store.verify(obj["digest"]) if store.is_local else None  # a remote one is verified as it comes
+        if problem is not None:
+            result.findings.append(Finding(problem, f"{obj['name']}: the RAW object {obj['digest']} is "
+                                           f"{'missing' if problem == 'OBJECT_MISSING' else 'corrupt'} in the store",
+                                           None, hint="restore it (`kfm store pull`) and run again"))
+            continue
         path = _local(store, obj["digest"], work)
         first = 1
         try:
@@ -142,7 +162,7 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
             for raw in batches:
                 n = norm.normalize(raw, obj["name"], first)
                 reasons = n.reasons
-                outside = window_mask(n.table, time_axis, axes, chunk.start, chunk.end)
+                outside = window_mask(n.table, time_axis, axes, chunk.start, chunk.end, part["timezone"])
                 reasons[(reasons == 0) & outside] = REASONS.index("OUT_OF_WINDOW") + 1
                 good = pa.array(reasons == 0)
                 accepted = n.table.filter(good)
@@ -161,12 +181,13 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                                                         for r in rows]))
                 if accepted.num_rows:
                     # The partition of each row: where its instant falls among the chunk's partition boundaries.
-                    starts = pc.cast(pc.cast(partition_start_column(accepted, part["axis"], axes),
+                    starts = pc.cast(pc.cast(partition_start_column(accepted, part["axis"], axes, part["timezone"]),
                                              pa.timestamp("us")), pa.int64())
                     at = np.searchsorted(bounds, starts.to_numpy(zero_copy_only=False), side="right") - 1
                     elsewhere = (at < 0) | (at >= len(chunk_parts))
                     if elsewhere.any():  # a valid_time interval that starts in another chunk belongs there
                         qa.elsewhere += int(elsewhere.sum())
+                        qa.accepted -= int(elsewhere.sum())
                         keep = ~elsewhere
                         accepted, at = accepted.filter(pa.array(keep)), at[keep]
                     for p_index in np.unique(at):
@@ -179,8 +200,8 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                     while len(pending) > 2:  # bounded: at most a few batches in flight
                         pending.pop(0).result()
                 first += raw.num_rows
-        except (OSError, ValueError, pa.ArrowException) as exc:
-            result.findings.append(Finding("SOURCE_UNREADABLE", f"{obj['name']}: {exc}",
+        except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+            result.findings.append(Finding("SOURCE_UNREADABLE", f"{obj['name']}: {_describe(exc)}",
                                            Location(f"kfm://artifact/{obj['digest']}"),
                                            hint="the chunk is quarantined whole; fix the upstream file"))
     for future in pending:
@@ -208,8 +229,16 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                 if drop.any():
                     metas[key] = drop_rows(path, drop, out_schema, geom_col, time_col, key, id_col)
     result.obligations_applied = obl.evidence(out_schema.names)
+    if norm.missing_columns:
+        result.findings.append(Finding("COLUMN_MISSING", "the source has no column "
+                                       + ", ".join(sorted(norm.missing_columns)) + " that the contract declares",
+                                       None, hint="fix the upstream delivery, or map it with a rename transform"))
+    if qa.elsewhere:
+        result.findings.append(Finding("OTHER_CHUNK", f"{qa.elsewhere} row(s) start in another chunk's partitions "
+                                       "and are left to it", None, severity="warning"))
     result.qa = qa.report(dict(dataset.get("qa", {})), contract.slug, chunk.key)
-    whole = result.qa["status"] == "fail" or any(f.code == "SOURCE_UNREADABLE" for f in result.findings)
+    whole = result.qa["status"] == "fail" or any(
+        f.code in ("SOURCE_UNREADABLE", "COLUMN_MISSING", "HASH_MISMATCH", "OBJECT_MISSING") for f in result.findings)
     rows_digest = None
     if q_rows:
         import pyarrow.parquet as pq
@@ -287,55 +316,3 @@ def duplicate_rows(folder: Path, keys: list[str], id_column: str, work: Path) ->
 
 def clean(work: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
-
-
-def run_chunk_cli(config: Any, plan: Any, key: str, store: Store, freeze: Any, write_run: Any) -> str:
-    """`kfm process`: one chunk from its current acquisition to a run folder; a summary to print."""
-    from kfm_gitops._fs import RepoLock
-    from kfm_gitops.acquire import current_acquisition
-    from kfm_gitops.dataset import require_contract
-    from kfm_gitops.identity import digest_of, sha256_digest
-    from kfm_gitops.periods import iso_utc
-    from kfm_gitops.plan import select_chunks
-    from kfm_gitops.receipts import RECEIPT_FILE, actor, environment, make_receipt, new_run_id, run_folder_name
-
-    contract = require_contract(config.root, plan.slug, config.vocab)
-    chunk = select_chunks(plan, [key])[0]
-    with RepoLock(config.root):
-        frozen = freeze(config, plan, contract)
-        mpath, manifest = current_acquisition(config.root, plan.slug, key)
-        rid = new_run_id(key)
-        work = config.root / ".kfm" / "staging" / f"{run_folder_name(rid)}.work"
-        try:
-            result = process_chunk(contract, manifest, chunk, store, work, plan.time_axis)
-        finally:
-            clean(work)
-        qa_bytes = (json.dumps(result.qa, indent=2, sort_keys=True) + "\n").encode()
-        q_bytes = (json.dumps(result.quarantine, indent=2, sort_keys=True) + "\n").encode()
-        manifest_rel = mpath.relative_to(config.root).as_posix()
-        params = digest_of({"operation": "process", "chunk": key, "acquisition": manifest["acquisition_id"],
-                            "spec_hash": contract.spec_hash})
-        receipt = make_receipt(
-            rid=rid, slug=plan.slug, actor=actor(frozen.committer), operation="process",
-            inputs=[{"uri": manifest_rel, "digest": sha256_digest(mpath.read_bytes()), "role": "acquisition"},
-                    *result.inputs],
-            outputs=[{"uri": f"kfm://artifact/{p['digest']}", "digest": p["digest"],
-                      "role": f"partition:{p['partition']}"} for p in result.partitions]
-            + [{"uri": "qa.json", "digest": sha256_digest(qa_bytes), "role": "qa"},
-               {"uri": "quarantine.json", "digest": sha256_digest(q_bytes), "role": "quarantine"}],
-            env=environment(frozen.git_commit, params), findings=result.findings,
-            chunk={"key": key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
-            plan=str(plan.path),
-        )
-        folder, _ = write_run(config.root, plan.slug, rid, {RECEIPT_FILE: receipt.bytes, "qa.json": qa_bytes,
-                                                              "quarantine.json": q_bytes})
-    lines = [f"chunk {key}: {result.qa['rows']['total']} rows, {result.qa['rows']['accepted']} accepted, "
-             f"{result.qa['rows']['quarantined']} quarantined"]
-    for code, count in result.quarantine["counts"].items():
-        lines.append(f"  quarantined {count} x {code}")
-    if result.quarantined_whole:
-        lines.append(f"chunk {key} quarantined whole: " + "; ".join(result.qa["threshold_failures"]))
-    for p in result.partitions:
-        lines.append(f"  partition {p['partition']}: {p['rows']} rows -> {p['digest']}")
-    lines.append(f"run folder {folder}")
-    return "\n".join(lines)

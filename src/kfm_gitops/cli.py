@@ -357,17 +357,26 @@ def acquire_cmd(plan_file: str, chunks: tuple[str, ...], store_url: str | None, 
 @store_option
 def process_cmd(plan_file: str, key: str, store_url: str | None) -> int:
     """Run one acquired chunk through WORK to PROCESSED and write its run folder (a debugging verb)."""
-    from kfm_gitops.acquire import freeze, write_run
-    from kfm_gitops.chunk import run_chunk_cli
+    from kfm_gitops.backfill import process_acquired
+    from kfm_gitops.plan import load_plan
 
     path = Path(plan_file)
     cfg = _require_config(path.parent)
-    from kfm_gitops.plan import load_plan
-
-    p = load_plan(path, cfg)
-    summary = run_chunk_cli(cfg, p, key, _store(cfg, store_url), freeze, write_run)
-    click.echo(summary)
-    return EXIT_OK if "quarantined whole" not in summary else EXIT_FINDINGS
+    result, folder = process_acquired(cfg, load_plan(path, cfg), key, _store(cfg, store_url))
+    rows = result.qa.get("rows", {"total": 0, "accepted": 0, "quarantined": 0})
+    click.echo(f"chunk {key}: {rows['total']} rows, {rows['accepted']} accepted, {rows['quarantined']} quarantined")
+    for code, count in result.quarantine.get("counts", {}).items():
+        click.echo(f"  quarantined {count} x {code}")
+    if result.quarantined_whole:
+        reasons = result.qa.get("threshold_failures") or result.quarantine.get("reasons") or []
+        click.echo(f"chunk {key} quarantined whole: " + "; ".join(reasons))
+    for f in result.findings:
+        click.echo(f"  {f.text()}")
+    for p in result.partitions:
+        click.echo(f"  partition {p['partition']}: {p['rows']} rows -> {p['digest']}")
+    click.echo(f"run folder {folder}")
+    failed = result.quarantined_whole or any(f.severity == "error" for f in result.findings)
+    return EXIT_FINDINGS if failed else EXIT_OK
 
 
 @cli.group()
@@ -697,6 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("KFM_DEBUG") == "1"
     if "--debug" in args[1:]:  # accepted anywhere on the line, not only before the command
         args = ["--debug", *[a for a in args if a != "--debug"]]
+    if debug:
+        os.environ["KFM_DEBUG"] = "1"  # deeper layers that turn exceptions into findings show tracebacks too
     try:
         rv = cli.main(args=args, prog_name="kfm", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -151,6 +151,18 @@ def check_pipeline(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[
                                doc.locate(("connector", "type")),
                                hint=f"built in: {', '.join(BUILTIN_CONNECTORS)}; plugins register under the "
                                "entry-point group kfm_gitops.connectors"))
+    for key in ("pattern", "url", "name"):
+        template = d["connector"]["params"].get(key)
+        if isinstance(template, str):
+            from datetime import UTC, datetime
+
+            from kfm_gitops.connectors import TemplateError, Window, expand
+
+            try:
+                expand(template, Window("2023-01", datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC),
+                                        UTC))
+            except TemplateError as exc:
+                out.append(Finding("PIPELINE_TEMPLATE", str(exc), doc.locate(("connector", "params", key))))
     src = d["source"]
     geom = src.get("geometry")
     if src["format"] == "csv" and geom is None:

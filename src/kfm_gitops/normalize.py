@@ -74,22 +74,22 @@ def convert(column: pa.Array, type_name: str) -> tuple[pa.Array, np.ndarray]:
     if type_name == "string":
         return column, np.zeros(len(column), dtype=bool)
     present = pc.is_valid(column)
-    if type_name != "bool":
-        # The fast path: a clean column casts at once. Arrow's parsers refuse what our patterns refuse (a timestamp
-        # without an offset, a word for a number); NaN and infinities, which they accept, are failures here.
+    # The pattern decides what is valid, row by row, whatever else is in the batch; Arrow's parser only converts.
+    matches = pc.match_substring_regex(column, _PATTERNS[type_name])
+    if type_name != "bool" and pc.all(pc.or_kleene(matches, pc.invert(present))).as_py() is not False:
         try:
-            typed = pc.cast(column, target)
+            typed = pc.cast(column, target)  # every present value matches: one cast, no cleaning
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
         else:
-            if type_name.startswith("float"):
+            if type_name.startswith("float"):  # 1e400 matches the pattern and overflows to infinity
                 bad = pc.fill_null(pc.invert(pc.is_finite(typed)), False)
                 failed_fast = np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool)
                 if failed_fast.any():
                     typed = pc.if_else(bad, pa.scalar(None, target), typed)
                 return typed, failed_fast
             return typed, np.zeros(len(column), dtype=bool)
-    good = pc.and_(present, pc.match_substring_regex(column, _PATTERNS[type_name]))
+    good = pc.and_(present, matches)
     clean = pc.if_else(good, column, pa.scalar(None, pa.string()))
     if type_name == "bool":
         typed = pc.is_in(pc.utf8_lower(clean), value_set=pa.array(["true", "1"]))
@@ -109,6 +109,10 @@ def convert(column: pa.Array, type_name: str) -> tuple[pa.Array, np.ndarray]:
                     ok.append(False)
             typed = pa.array(values, target)
             good = pc.and_(good, pa.array(ok))
+        if type_name.startswith("float"):  # 1e400 matches the pattern and overflows to infinity
+            finite = pc.fill_null(pc.is_finite(typed), True)
+            good = pc.and_(good, finite)
+            typed = pc.if_else(finite, typed, pa.scalar(None, target))
     failed = pc.and_(present, pc.invert(good)).to_numpy(zero_copy_only=False)
     return typed, np.asarray(failed, dtype=bool)
 
@@ -150,6 +154,10 @@ class Normalizer:
         self.transforms: list[dict[str, Any]] = list(pipeline.get("transforms", []))
         self.geo_from: dict[str, Any] = dict(self.source.get("geometry") or {"from": "geojson"})
         self.missing_columns: set[str] = set()
+        # A row without the time that places it in a partition cannot be published anywhere.
+        part_axis = dataset["partitioning"]["axis"]
+        spec = dataset["time_axes"].get(part_axis, {})
+        self.partition_columns: set[str] = {v for v in spec.values() if isinstance(v, str)}
 
     def schema(self) -> pa.Schema:
         import pyarrow as pa
@@ -194,7 +202,7 @@ class Normalizer:
                 values = pa.nulls(n, pa.string())
             typed, failed = convert(values, col["type"])
             schema_bad |= failed
-            if col.get("required", False) or name == self.id_column:
+            if col.get("required", False) or name == self.id_column or name in self.partition_columns:
                 schema_bad |= np.asarray(pc.is_null(typed).to_numpy(zero_copy_only=False), dtype=bool)
             arrays.append(typed)
         mark(schema_bad, "SCHEMA_INVALID")
@@ -303,7 +311,7 @@ def read_batches(path: Path, fmt: str, options: dict[str, Any]) -> Iterator[pa.T
         import pyarrow.csv as pacsv
 
         delimiter = options.get("delimiter", ",")
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open(path, encoding="utf-8-sig", newline="") as fh:  # Arrow strips a BOM from the first name too
             header = next(pycsv.reader(fh, delimiter=delimiter), [])
         if not header:
             return

@@ -68,9 +68,14 @@ class Obligations:
         items = [normalized(o) for o in obligations]
         out = cls(items, geometry_column, protected)
         findings: list[Finding] = []
+        applied = ("remove_attributes", "generalize_geometry", "min_count_threshold", *RECORD_ONLY)
         for ob in items:
             params = ob.get("params", {})
-            if ob["type"] == "remove_attributes":
+            if ob["type"] not in applied:
+                # A type kfm.yaml adds to the vocabulary but no code applies: never pretend it was applied.
+                findings.append(Finding("OBLIGATION_INAPPLICABLE", f"kfm cannot apply obligations of type "
+                                        f"{ob['type']!r}", None, hint=f"kfm applies: {', '.join(applied)}"))
+            elif ob["type"] == "remove_attributes":
                 for name in params.get("fields", []):
                     if name in protected:
                         findings.append(Finding("OBLIGATION_INAPPLICABLE", f"remove_attributes cannot remove {name}: "

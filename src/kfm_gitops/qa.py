@@ -16,7 +16,21 @@ if TYPE_CHECKING:
 SAMPLE_IDS = 10
 
 
-def window_mask(table: pa.Table, axis: str, axes: dict[str, Any], start: datetime, end: datetime) -> np.ndarray:
+def instants(values: pa.ChunkedArray | pa.Array, zone: str) -> pa.Array:
+    """Timestamps as UTC instants; a date is the local midnight that starts it in the partitioning's zone."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_date(values.type):
+        local = pc.cast(values, pa.timestamp("us"))
+        if zone not in ("UTC", "Etc/UTC"):
+            local = pc.assume_timezone(local, timezone=zone, ambiguous="earliest", nonexistent="latest")
+        return pc.cast(local, pa.timestamp("us", tz="UTC"))
+    return values
+
+
+def window_mask(table: pa.Table, axis: str, axes: dict[str, Any], start: datetime, end: datetime,
+                zone: str = "UTC") -> np.ndarray:
     """Rows whose time-axis value falls outside the chunk window (valid_time: the interval does not overlap it).
     A null time is not decided here (the required-field check handles it)."""
     import numpy as np
@@ -27,10 +41,7 @@ def window_mask(table: pa.Table, axis: str, axes: dict[str, Any], start: datetim
     e = pa.scalar(end, pa.timestamp("us", tz="UTC"))
 
     def ts(col: str) -> pa.Array:
-        values = table.column(col)
-        if pa.types.is_date(values.type):
-            values = pc.cast(pc.cast(values, pa.timestamp("us")), pa.timestamp("us", tz="UTC"))
-        return values
+        return instants(table.column(col), zone)
 
     if axis == "valid_time":
         lo, hi = ts(axes["valid_time"]["start_column"]), ts(axes["valid_time"]["end_column"])
@@ -42,10 +53,10 @@ def window_mask(table: pa.Table, axis: str, axes: dict[str, Any], start: datetim
     return np.asarray(pc.fill_null(outside, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def partition_start_column(table: pa.Table, axis: str, axes: dict[str, Any]) -> pa.Array:
+def partition_start_column(table: pa.Table, axis: str, axes: dict[str, Any], zone: str = "UTC") -> pa.Array:
     """The instant that decides a row's partition: the time, or the start of a valid_time interval."""
     col = axes["valid_time"]["start_column"] if axis == "valid_time" else axes[axis]["column"]
-    return table.column(col)
+    return instants(table.column(col), zone)
 
 
 @dataclass(slots=True)

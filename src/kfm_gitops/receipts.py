@@ -47,7 +47,13 @@ def environment(git_commit: str, params_digest: str, container_digest: str | Non
     deps_digest, key = dependency_set()
     container = container_digest or os.environ.get(CONTAINER_ENV) or None
     if container is not None:
-        check_digest(container)
+        from kfm_gitops.errors import KfmError
+        from kfm_gitops.identity import IdentityError
+
+        try:
+            check_digest(container)
+        except IdentityError as exc:
+            raise KfmError(f"{CONTAINER_ENV}: {exc}", hint="set it to the image digest, sha256:<64 hex>") from exc
     env: dict[str, Any] = {
         "git_commit": git_commit,
         "params_digest": check_digest(params_digest),

@@ -88,6 +88,12 @@ class _Local:
             created = True
         except FileExistsError:
             created = False
+            if _file_digest(final) != "sha256:" + key.rsplit("/", 1)[-1]:
+                # The object there is corrupt and these bytes are right (they hash to the name): heal it, atomically.
+                os.replace(self.root / tmp, final)
+                os.chmod(final, 0o444)
+                fsync_dir(final.parent)
+                return True
         os.unlink(self.root / tmp)
         if created:
             os.chmod(final, 0o444)  # write-once
@@ -106,6 +112,14 @@ class _Local:
             if sub.is_dir():
                 for f in sorted(sub.iterdir()):
                     yield f"sha256/{sub.name}/{f.name}"
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(CHUNK):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
 
 
 class _Fsspec:

@@ -68,8 +68,13 @@ class FetchedObject:
     last_modified: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "source_uri": self.source_uri, "digest": self.digest,
-                               "size": self.size, "media_type": self.media_type}
+        """The object as an acquisition manifest records it: what, not when (no ETag or Last-Modified)."""
+        return {"name": self.name, "source_uri": self.source_uri, "digest": self.digest, "size": self.size,
+                "media_type": self.media_type}
+
+    def fetch_info(self) -> dict[str, str]:
+        """How the upstream labelled it when fetched, for the receipt."""
+        out = {}
         if self.etag is not None:
             out["etag"] = self.etag
         if self.last_modified is not None:
