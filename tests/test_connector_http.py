@@ -547,3 +547,10 @@ def test_percent_encoded_last_segment_is_decoded_for_the_name(env: Env) -> None:
     result = env.fetch({"url": f"{env.base}/files/storm%20reports%20{{year}}-{{month}}.csv"})
     assert result.findings == []
     assert [(o.name, o.source_uri, o.digest) for o in result.objects] == [("storm reports 2023-03.csv", url, digest)]
+
+
+def test_credentials_in_the_query_are_refused(env: Env) -> None:
+    result = env.fetch({"url": f"{env.base}/files/{{year}}-{{month}}.csv?api_key=abc123"})
+    assert [f.code for f in result.findings] == ["CONNECTOR_PARAMS"]
+    assert "api_key" in result.findings[0].message
+    assert result.objects == []

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from typing import IO, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from kfm_gitops import __version__
 from kfm_gitops.connectors import Context, FetchedObject, FetchResult, TemplateError, Window, expand, media_type_of
@@ -114,7 +114,14 @@ def _url_problem(url: str) -> str | None:
         return f"the url {url!r} names no host"
     if parts.username is not None or parts.password is not None:
         return f"the url {url!r} carries credentials, which would be recorded in the acquisition manifest"
+    secret = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_PARAM.search(k)]
+    if secret:
+        return (f"the url's query has {', '.join(secret)}, which looks like a credential and would be recorded in "
+                "the acquisition manifest; serve it without one, or behind an authenticating proxy")
     return None
+
+
+_SECRET_PARAM = re.compile(r"(key|token|secret|passw|signature|sig$|auth|credential|session)", re.I)
 
 
 def _name_problem(name: str) -> str | None:
