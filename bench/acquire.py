@@ -40,12 +40,9 @@ Run it from the repository root with::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,97 +50,41 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
-KFM = BIN / "kfm"
-SLUG = "ks_storm_reports"
-PLAN_REL = Path("plans") / SLUG / "backfill-20230705-0c1d2e.yml"
-UPSTREAM_REL = Path("upstream") / SLUG
-MONTH, BIG_MONTH, SMALL_MONTH = "2023-01", "2023-02", "2023-04"
-# core.compression=1: git deflates the large files fast; it only shortens the untimed setup.
-GIT_ID = ["-c", "user.name=bench", "-c", "user.email=bench@example.org", "-c", "core.compression=1"]
+from _common import (
+    GIT_ID,
+    KFM,
+    MIB,
+    PLAN_REL,
+    UPSTREAM_REL,
+    abort,
+    csv_block,
+    init_example,
+    must,
+    options,
+    parse,
+    print_total,
+    pyc_note,
+    read_all,
+    require_disk,
+    require_kfm,
+    rounds_note,
+    run,
+    throughput_table,
+    timed,
+    tool_env,
+    verdict,
+    warn_memory,
+    wrapped,
+    write_block_csv,
+)
 
-MIB = 1024 * 1024
+MONTH, BIG_MONTH, SMALL_MONTH = "2023-01", "2023-02", "2023-04"
+
 FILES = 8
 FILE_MIB, BIG_MIB, DEFAULT_ROUNDS = 128, 2048, 5
 QUICK_FILE_MIB, QUICK_BIG_MIB, QUICK_ROUNDS = 8, 128, 1
 TARGET = 0.8
 FLAT_MIB = 32
-
-RSS_WRAPPER = (
-    "import resource, subprocess, sys\n"
-    "code = subprocess.run(sys.argv[2:], check=False).returncode\n"
-    "with open(sys.argv[1], 'w') as out:\n"
-    "    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
-    "sys.exit(code)\n"
-)
-
-
-def abort(message: str, done: subprocess.CompletedProcess[str] | None = None) -> None:
-    if done is not None:
-        message += f"\nexit {done.returncode}\nstdout:\n{done.stdout[-2000:]}\nstderr:\n{done.stderr[-2000:]}"
-    sys.exit(f"abort: {message}")
-
-
-def run(command: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-
-
-def must(what: str, command: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    """Run a command that has to succeed; its stdout."""
-    done = run(command, cwd, env)
-    if done.returncode != 0:
-        abort(f"{what} failed: {' '.join(command[:6])}", done)
-    return done.stdout
-
-
-def tool_env(pyc_prefix: Path | None) -> dict[str, str]:
-    """kfm's environment: inherited, or with bytecode cached under `pyc_prefix`."""
-    env = dict(os.environ)
-    if pyc_prefix is not None:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(pyc_prefix)
-    return env
-
-
-def csv_block(seed: int, target: int = MIB) -> bytes:
-    """About `target` bytes of storm-report lines like the example's (no header)."""
-    rng = random.Random(seed)
-    counties = ["Barton", "Butler", "Sedgwick", "Riley", "Ellis", "Finney", "Ford", "Harvey", "Reno", "Saline"]
-    kinds = [("hail", "{:.2f}", 0.75, 3.0), ("wind", "{:.0f}", 50, 90), ("tornado", "EF{:.0f}", 0, 3)]
-    lines: list[str] = []
-    size = 0
-    n = 0
-    while size < target:
-        n += 1
-        kind, fmt, low, high = rng.choice(kinds)
-        line = (f"KS-202301-{n:07d},2023-01-{rng.randint(1, 31):02d}T{rng.randint(0, 23):02d}:"
-                f"{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z,{rng.choice(counties)},{kind},"
-                f"{fmt.format(rng.uniform(low, high))},{rng.choice('0000001')},public,"
-                f"{rng.uniform(-102.05, -94.6):.4f},{rng.uniform(36.99, 40.0):.4f}\n")
-        lines.append(line)
-        size += len(line)
-    return "".join(lines).encode()
-
-
-def write_csv(path: Path, size: int, block: bytes, tag: str) -> int:
-    """A file of about `size` bytes (whole lines): header, a line naming `tag`, then `block` repeated."""
-    head = ("report_id,event_time,county,event_type,magnitude,injuries,source,longitude,latitude\n"
-            f"KS-{tag},2023-01-01T00:00:00Z,Barton,hail,1.00,0,public,-98.7271,38.6613\n").encode()
-    written = 0
-    with open(path, "wb") as fh:
-        written += fh.write(head)
-        while size - written >= len(block):
-            written += fh.write(block)
-        written += fh.write(block[:block.rfind(b"\n", 0, size - written) + 1])
-    return written
-
-
-def read_all(paths: Sequence[Path]) -> None:
-    """Read files once so that they are in the page cache."""
-    for path in paths:
-        with open(path, "rb") as fh:
-            while fh.read(8 * MIB):
-                pass
 
 
 def kfm_acquire(plan: Path, chunk: str, store: Path) -> list[str]:
@@ -180,38 +121,24 @@ def reference(files: Sequence[Path], out_dir: Path, cwd: Path) -> dict[str, str]
 def peak_rss_kib(command: Sequence[str], cwd: Path, env: dict[str, str], tmp: Path
                  ) -> tuple[float, int, subprocess.CompletedProcess[str]]:
     """Wall time, peak RSS (KiB, of the command and its descendants, not of this script) and the result."""
-    out = tmp / "maxrss.txt"
-    start = time.perf_counter()
-    done = run([sys.executable, "-c", RSS_WRAPPER, str(out), *command], cwd, env)
-    elapsed = time.perf_counter() - start
-    kib = int(out.read_text()) if out.is_file() else -1
-    out.unlink(missing_ok=True)
-    return elapsed, kib, done
+    elapsed, usage, done = wrapped(command, cwd, env, tmp)
+    return elapsed, int(usage["maxrss_kib"]), done
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=None, help=f"timed rounds (default {DEFAULT_ROUNDS})")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"smoke run: {FILES} files of {QUICK_FILE_MIB} MiB, a {QUICK_BIG_MIB} MiB file, {QUICK_ROUNDS} round",
+    parser = options(
+        __doc__,
+        rounds_help=f"timed rounds (default {DEFAULT_ROUNDS})",
+        quick_help=f"smoke run: {FILES} files of {QUICK_FILE_MIB} MiB, a {QUICK_BIG_MIB} MiB file, "
+        f"{QUICK_ROUNDS} round",
     )
-    parser.add_argument(
-        "--no-pyc-cache",
-        action="store_true",
-        help="run kfm with the environment as inherited (default: bytecode cached in a temporary directory)",
-    )
-    args = parser.parse_args(argv)
-    if args.rounds is not None and args.rounds < 1:
-        parser.error("--rounds must be at least 1")
+    args = parse(parser, argv)
     file_mib, big_mib, rounds = (QUICK_FILE_MIB, QUICK_BIG_MIB, QUICK_ROUNDS) if args.quick else (
         FILE_MIB, BIG_MIB, DEFAULT_ROUNDS)
     if args.rounds is not None:
         rounds = args.rounds
 
-    if not KFM.is_file():
-        sys.exit(f"abort: {KFM} not found; install the project in this venv")
+    require_kfm()
     for tool in ("git", "dd", "openssl"):
         if shutil.which(tool) is None:
             sys.exit(f"abort: {tool} not found on PATH; the reference needs it")
@@ -220,25 +147,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kfm-bench-acquire-") as tmp_name:
         tmp = Path(tmp_name)
         month_bytes, big_bytes = FILES * file_mib * MIB, big_mib * MIB
-        free = shutil.disk_usage(tmp).free
-        if free < 3 * month_bytes + 2 * big_bytes:
-            sys.exit(f"abort: {free // MIB} MiB free under {tmp}; this run needs about "
-                     f"{(3 * month_bytes + 2 * big_bytes) // MIB} MiB")
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        if 2 * month_bytes > memory // 2:
-            print(f"warning: {memory // MIB} MiB of memory may not keep the files in the page cache")
+        require_disk(tmp, 3 * month_bytes + 2 * big_bytes)
+        warn_memory(4 * month_bytes, "files")
         env = tool_env(None if args.no_pyc_cache else tmp / "pycache")
-        repo = tmp / "repo"
-        must("kfm init --example", [str(KFM), "init", "--example", str(repo)], tmp, env)
+        repo = init_example(tmp, env)
         plan = repo / PLAN_REL
 
         t0 = time.perf_counter()
         block = csv_block(seed=2023)
         month_dir = repo / UPSTREAM_REL / MONTH
         for i in range(FILES):
-            write_csv(month_dir / f"bench-{i:02d}.csv", file_mib * MIB, block, f"bench-{MONTH}-{i:02d}")
+            write_block_csv(month_dir / f"bench-{i:02d}.csv", file_mib * MIB, block, f"bench-{MONTH}-{i:02d}")
         big = repo / UPSTREAM_REL / BIG_MONTH / "bench-big.csv"
-        write_csv(big, big_bytes, block, f"bench-{BIG_MONTH}-big")
+        write_block_csv(big, big_bytes, block, f"bench-{BIG_MONTH}-big")
         t1 = time.perf_counter()
         must("git add", ["git", *GIT_ID, "add", "-A"], repo)
         must("git commit", ["git", *GIT_ID, "commit", "-q", "-m", "bench: large upstream files"], repo)
@@ -250,8 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"setup: {len(files)} files ({FILES} generated, {len(files) - FILES} of the example), "
               f"{total / MIB:.1f} MiB in {MONTH} and {big.stat().st_size / MIB:.0f} MiB "
               f"in {BIG_MONTH}, generated in {t1 - t0:.1f} s, committed in {t2 - t1:.1f} s")
-        print("pyc: " + ("environment as inherited" if args.no_pyc_cache else
-                         "bytecode cached under the temporary directory"))
+        print(pyc_note(args.no_pyc_cache))
 
         # Warm-up: cache the files, check both tools and that they agree on every digest.
         read_all(files)
@@ -268,10 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         times: dict[str, list[float]] = {"kfm acquire": [], "dd + openssl": []}
         for n in range(rounds):
             store = tmp / f"store-{n}"
-            os.sync()
-            start = time.perf_counter()
-            done = run(kfm_acquire(plan, MONTH, store), repo, env)
-            times["kfm acquire"].append(time.perf_counter() - start)
+            elapsed, _, done = timed(kfm_acquire(plan, MONTH, store), repo, env, sync=True)
+            times["kfm acquire"].append(elapsed)
             check_acquire(done, files)
             shutil.rmtree(store)
 
@@ -283,16 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             times["dd + openssl"].append(time.perf_counter() - start)
             shutil.rmtree(out_dir)
 
-        medians = {name: statistics.median(samples) for name, samples in times.items()}
-        print(f"\nacquire {total / MIB:.0f} MiB, {len(files)} files, page cache warm "
-              f"({rounds} round{'' if rounds == 1 else 's'} each, interleaved)")
-        print(f"  {'tool':<16} {'median s':>10} {'MiB/s':>10}   all rounds (s)")
-        for name, seconds in medians.items():
-            samples = " ".join(f"{s:.2f}" for s in times[name])
-            print(f"  {name:<16} {seconds:>10.3f} {total / MIB / seconds:>10.1f}   {samples}")
+        print(f"\nacquire {total / MIB:.0f} MiB, {len(files)} files, page cache warm ({rounds_note(rounds)})")
+        medians = throughput_table("tool", 16, times, total / MIB)
         ratio = medians["dd + openssl"] / medians["kfm acquire"]
-        verdict = "met" if ratio >= TARGET else "MISSED"
-        print(f"ratio kfm/reference throughput (acquire): {ratio:.2f} (target >= {TARGET}) {verdict}")
+        print(f"ratio kfm/reference throughput (acquire): {ratio:.2f} (target >= {TARGET}) {verdict(ratio >= TARGET)}")
 
         # Peak memory: a chunk of small files, then the one large file.
         small_files = sorted((repo / UPSTREAM_REL / SMALL_MONTH).glob("*.csv"))
@@ -308,10 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  chunk {SMALL_MONTH}, {len(small_files)} small files:{base_kib / 1024:>12.1f} MiB")
         print(f"  chunk {BIG_MONTH}, one {big_mib_real:.0f} MiB file:{big_kib / 1024:>12.1f} MiB "
               f"(acquired in {elapsed:.1f} s, {big_mib_real / elapsed:.0f} MiB/s, page cache not controlled)")
-        verdict = "flat" if growth <= FLAT_MIB else "NOT FLAT"
+        flat = "flat" if growth <= FLAT_MIB else "NOT FLAT"
         print(f"peak RSS growth for the {big_mib_real:.0f} MiB file: {growth:+.1f} MiB "
-              f"(target: at most {FLAT_MIB} MiB, far below the file size) {verdict}")
-    print(f"\ntotal {time.perf_counter() - began:.1f} s")
+              f"(target: at most {FLAT_MIB} MiB, far below the file size) {flat}")
+    print_total(began)
     return 0
 
 

@@ -28,24 +28,21 @@ Run it from the repository root with::
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from _common import BIN, KFM, PLAN_REL, options, parse, print_total, pyc_note, rounds_note, timed, tool_env, verdict
+
 from kfm_gitops.schema import bundle
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PLAN = REPO_ROOT / "plans" / "ks_storm_reports" / "backfill-20230705-0c1d2e.yml"
-BIN = Path(sys.executable).parent
-KFM = BIN / "kfm"
+PLAN = REPO_ROOT / PLAN_REL
 CHECK_JSONSCHEMA = BIN / "check-jsonschema"
 
 MANY = 500
@@ -65,24 +62,9 @@ def cjs_command(schema: Path, files: Sequence[Path]) -> list[str]:
     return [str(CHECK_JSONSCHEMA), "--schemafile", str(schema), *map(str, files)]
 
 
-def tool_env(pyc_prefix: Path | None) -> dict[str, str]:
-    """The tools' environment: inherited, or with bytecode cached under `pyc_prefix`."""
-    env = dict(os.environ)
-    if pyc_prefix is not None:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(pyc_prefix)
-    return env
-
-
-def run_once(command: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    return time.perf_counter() - start, done
-
-
 def require_success(name: str, command: Sequence[str], cwd: Path, env: dict[str, str]) -> None:
     """Abort unless the tool accepts the files: timing a failing run means nothing."""
-    _, done = run_once(command, cwd, env)
+    _, _, done = timed(command, cwd, env)
     if done.returncode != 0:
         sys.exit(
             f"abort: {name} exited {done.returncode} on the valid plan(s), nothing timed\n"
@@ -96,7 +78,7 @@ def alternate(commands: dict[str, list[str]], rounds: int, cwd: Path, env: dict[
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(rounds):
         for name, command in commands.items():
-            elapsed, done = run_once(command, cwd, env)
+            elapsed, _, done = timed(command, cwd, env)
             if done.returncode != 0:
                 sys.exit(f"abort: {name} exited {done.returncode} during timing\nstderr:\n{done.stderr[-2000:]}")
             times[name].append(elapsed)
@@ -105,39 +87,24 @@ def alternate(commands: dict[str, list[str]], rounds: int, cwd: Path, env: dict[
 
 def report(title: str, medians: dict[str, float], rounds: int, target: float, mark: float | None) -> float:
     ratio = medians["kfm"] / medians["check-jsonschema"]
-    print(f"\n{title} ({rounds} round{'' if rounds == 1 else 's'} each, interleaved)")
+    print(f"\n{title} ({rounds_note(rounds)})")
     print(f"  {'tool':<18} {'median s':>10}")
     for name, seconds in medians.items():
         print(f"  {name:<18} {seconds:>10.4f}")
     goal = f"target <= {target}" + (f", mark {mark}" if mark is not None else "")
-    verdict = "met" if ratio <= target else "MISSED"
-    print(f"ratio kfm/check-jsonschema ({title}): {ratio:.2f} ({goal}) {verdict}")
+    print(f"ratio kfm/check-jsonschema ({title}): {ratio:.2f} ({goal}) {verdict(ratio <= target)}")
     return ratio
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=None,
-        help=f"rounds for the one-plan case (default {DEFAULT_ROUNDS}; the {MANY}-plan case "
+    parser = options(
+        __doc__,
+        rounds_help=f"rounds for the one-plan case (default {DEFAULT_ROUNDS}; the {MANY}-plan case "
         f"uses min(N, {DEFAULT_ROUNDS_MANY}))",
+        quick_help=f"smoke run: {QUICK_ROUNDS} rounds for one plan, {QUICK_ROUNDS_MANY} for {MANY}",
+        who="the tools",
     )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"smoke run: {QUICK_ROUNDS} rounds for one plan, {QUICK_ROUNDS_MANY} for {MANY}",
-    )
-    parser.add_argument(
-        "--no-pyc-cache",
-        action="store_true",
-        help="run the tools with the environment as inherited (default: bytecode cached in a temporary directory)",
-    )
-    args = parser.parse_args(argv)
-
-    if args.rounds is not None and args.rounds < 1:
-        parser.error("--rounds must be at least 1")
+    args = parse(parser, argv)
     if args.quick:
         rounds, rounds_many = QUICK_ROUNDS, QUICK_ROUNDS_MANY
     else:
@@ -170,18 +137,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, command in cmds.items():
                 require_success(name, command, tmp, env)
 
-        if args.no_pyc_cache:
-            dont_write = env.get("PYTHONDONTWRITEBYTECODE", "")
-            pyc = f"environment as inherited (PYTHONDONTWRITEBYTECODE={dont_write!r})"
-        else:
-            pyc = "bytecode cached under the temporary directory"
         print(f"python {sys.version.split()[0]}; plan {PLAN.relative_to(REPO_ROOT)}; cwd {tmp}")
-        print(f"pyc: {pyc}")
+        print(pyc_note(args.no_pyc_cache, env))
         medians_one = alternate(one_cmds, rounds, tmp, env)
         report("1 plan", medians_one, rounds, TARGET_ONE, MARK_ONE)
         medians_many = alternate(many_cmds, rounds_many, tmp, env)
         report(f"{MANY} plans", medians_many, rounds_many, TARGET_MANY, None)
-    print(f"\ntotal {time.perf_counter() - began:.1f} s")
+    print_total(began)
     return 0
 
 
