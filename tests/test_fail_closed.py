@@ -194,3 +194,13 @@ def test_an_obligation_kfm_cannot_apply_is_refused() -> None:
 
     _, problems = Obligations.build([{"type": "jitter_points"}], ["a"], "geometry", ("a",))
     assert [p.code for p in problems] == ["OBLIGATION_INAPPLICABLE"]
+
+
+def test_a_backfill_that_changes_nothing_makes_no_new_version(governed: Path, kfm: Runner) -> None:
+    v1 = first_release(governed, kfm)
+    rel = plan_over(governed, "same", "2023-02-01T00:00:00Z", "2023-03-01T00:00:00Z", v1)
+    commit_all(governed, "a plan over February again")
+    r = kfm("backfill", "run", rel, "--yes")
+    assert r.code == 0, r.out
+    assert f"note: the content equals the base version {v1}: no new version" in r.out
+    assert sorted(p.name for p in (governed / "releases" / SLUG).iterdir() if p.name != "runs") == [v1]

@@ -141,6 +141,8 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
     # one parses and checks the next batch. One thread, so each partition's batches are written in order.
     writer_pool = ThreadPoolExecutor(max_workers=1)
     pending: list[Future[None]] = []
+    verify_pool = ThreadPoolExecutor(max_workers=1)
+    checks: list[tuple[dict[str, Any], Future[str | None]]] = []
     if dataset["extent"]["crs"] != "OGC:CRS84":
         result.findings.append(Finding("CRS_UNSUPPORTED", f"CRS {dataset['extent']['crs']} is not supported yet",
                                        Location(f"datasets/{contract.slug}/dataset.yaml"),
@@ -148,12 +150,15 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
         return result
     for obj in sorted(manifest["objects"], key=lambda o: o["name"]):
         result.inputs.append({"uri": f"kfm://artifact/{obj['digest']}", "digest": obj["digest"]})
-        problem = store.verify(obj["digest"]) if store.is_local else None  # a remote one is verified as it comes
-        if problem is not None:
-            result.findings.append(Finding(problem, f"{obj['name']}: the RAW object {obj['digest']} is "
-                                           f"{'missing' if problem == 'OBJECT_MISSING' else 'corrupt'} in the store",
-                                           None, hint="restore it (`kfm store pull`) and run again"))
+        if not store.exists(obj["digest"]):
+            result.findings.append(Finding("OBJECT_MISSING", f"{obj['name']}: the RAW object {obj['digest']} is "
+                                           "missing from the store", None,
+                                           hint="restore it (`kfm store pull`) and run again"))
             continue
+        if store.is_local:
+            # The object is hashed on the other core while this one reads it; nothing reaches PROCESSED before the
+            # verdict is in (a remote object is verified as it is downloaded).
+            checks.append((obj, verify_pool.submit(store.verify, obj["digest"])))
         path = _local(store, obj["digest"], work)
         first = 1
         try:
@@ -207,6 +212,13 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
     for future in pending:
         future.result()
     writer_pool.shutdown()
+    for obj, check in checks:
+        problem = check.result()
+        if problem is not None:
+            result.findings.append(Finding(problem, f"{obj['name']}: the RAW object {obj['digest']} is "
+                                           f"{'missing' if problem == 'OBJECT_MISSING' else 'corrupt'} in the store",
+                                           None, hint="restore it (`kfm store pull`) and run again"))
+    verify_pool.shutdown()
     metas = {key: w.close() for key, w in writers.items()}
     # Duplicate ids: the first occurrence (by partition, then row) stays; later ones go to quarantine.
     for key, rows in duplicate_rows(work / "partitions", sorted(k for k in metas if metas[k]["rows"]),
