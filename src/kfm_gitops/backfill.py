@@ -124,38 +124,52 @@ def processing_input(config: Config, plan: Plan, contract: Contract, terms: dict
     }
 
 
+def decide_processing(config: Config, plan: Plan, contract: Contract, terms: dict[str, Any] | None) -> Decision:
+    """The processing decision for a plan; an engine that cannot decide stops everything (an empty policy set is a
+    deny that quarantines, not an error)."""
+    decision, problems = decide(config.root, "processing", processing_input(config, plan, contract, terms))
+    if problems and not any(f.code == "POLICY_EMPTY" for f in problems):
+        raise FindingsError(problems, "the processing policy could not decide: nothing is processed")
+    return decision
+
+
+def process_in_staging(config: Config, plan: Plan, contract: Contract, manifest: dict[str, Any], chunk: Period,
+                       store: Store, rid: str, decision: Decision) -> ChunkResult:
+    """Run the chunk pipeline in a staging work folder that is removed whatever happens."""
+    work = config.root / ".kfm" / "staging" / f"{run_folder_name(rid)}.work"
+    try:
+        return process_chunk(contract, manifest, chunk, store, work, plan.time_axis,
+                             obligations=list(plan.obligations),
+                             denied=None if decision.allow else list(decision.deny))
+    finally:
+        clean(work)
+
+
+def run_files(result: ChunkResult, decision: Decision) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
+    """The run folder's documents beside the receipt, and the receipt's outputs for them and the partitions."""
+    files = {name: pretty(doc) for name, doc in (("policy.json", decision.as_dict()), ("qa.json", result.qa),
+                                                 ("quarantine.json", result.quarantine)) if doc}
+    roles = {"policy.json": "policy_decision", "qa.json": "qa", "quarantine.json": "quarantine"}
+    outputs = [{"uri": f"kfm://artifact/{p['digest']}", "digest": p["digest"], "role": f"partition:{p['partition']}"}
+               for p in result.partitions]
+    outputs += [{"uri": name, "digest": sha256_digest(data), "role": roles[name]} for name, data in files.items()]
+    return files, outputs
+
+
 def run_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, store: Store, frozen: Frozen,
               terms: dict[str, Any], run: ChunkRun, decision: Decision) -> None:
     """Acquire and process one chunk; one run folder with its receipt, QA report and quarantine record."""
     run.state = "running"
     rid = new_run_id(chunk.key)
-    work = config.root / ".kfm" / "staging" / f"{run_folder_name(rid)}.work"
     acquired = fetch_chunk(config, plan, contract, chunk, store, terms)
     run.findings.extend(acquired.findings)
     result = ChunkResult(chunk.key)
     if not acquired.failed and acquired.manifest is not None:
         manifest = json.loads((config.root / acquired.manifest).read_text(encoding="utf-8"))
-        try:
-            result = process_chunk(contract, manifest, chunk, store, work, plan.time_axis,
-                                   obligations=list(plan.obligations),
-                                   denied=None if decision.allow else list(decision.deny))
-        finally:
-            clean(work)
+        result = process_in_staging(config, plan, contract, manifest, chunk, store, rid, decision)
         run.findings.extend(result.findings)
-    qa_bytes = pretty(result.qa) if result.qa else b""
-    q_bytes = pretty(result.quarantine) if result.quarantine else b""
-    outputs = list(acquired.outputs[:1]) + [
-        {"uri": f"kfm://artifact/{p['digest']}", "digest": p["digest"], "role": f"partition:{p['partition']}"}
-        for p in result.partitions]
-    policy_bytes = pretty(decision.as_dict())
-    files = {"policy.json": policy_bytes}
-    outputs.append({"uri": "policy.json", "digest": sha256_digest(policy_bytes), "role": "policy_decision"})
-    if qa_bytes:
-        files["qa.json"] = qa_bytes
-        outputs.append({"uri": "qa.json", "digest": sha256_digest(qa_bytes), "role": "qa"})
-    if q_bytes:
-        files["quarantine.json"] = q_bytes
-        outputs.append({"uri": "quarantine.json", "digest": sha256_digest(q_bytes), "role": "quarantine"})
+    files, produced = run_files(result, decision)
+    outputs = list(acquired.outputs[:1]) + produced
     receipt = make_receipt(
         rid=rid, slug=contract.slug, actor=actor(frozen.committer), operation="process",
         inputs=acquired.inputs, outputs=outputs,
@@ -346,9 +360,7 @@ def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | 
     with RepoLock(config.root):
         frozen = freeze(config, plan, contract)
         terms = plan_terms(config, plan, store)
-        decision, problems = decide(config.root, "processing", processing_input(config, plan, contract, terms))
-        if problems and not any(f.code == "POLICY_EMPTY" for f in problems):
-            raise FindingsError(problems, "the processing policy could not decide: nothing is processed")
+        decision = decide_processing(config, plan, contract, terms)
         todo = []
         for c in chunks:
             found = None if (force and c in selected) else reusable(
@@ -428,29 +440,16 @@ def process_acquired(config: Config, plan: Plan, key: str, store: Store) -> tupl
     with RepoLock(config.root):
         frozen = freeze(config, plan, contract)
         mpath, manifest = current_acquisition(config.root, plan.slug, key)
-        decision, problems = decide(config.root, "processing",
-                                    processing_input(config, plan, contract, manifest.get("terms")))
-        if problems and not any(f.code == "POLICY_EMPTY" for f in problems):
-            raise FindingsError(problems, "the processing policy could not decide: nothing is processed")
+        decision = decide_processing(config, plan, contract, manifest.get("terms"))
         rid = new_run_id(key)
-        work = config.root / ".kfm" / "staging" / f"{run_folder_name(rid)}.work"
-        try:
-            result = process_chunk(contract, manifest, chunk, store, work, plan.time_axis,
-                                   obligations=list(plan.obligations),
-                                   denied=None if decision.allow else list(decision.deny))
-        finally:
-            clean(work)
-        files = {name: pretty(doc) for name, doc in (("qa.json", result.qa), ("quarantine.json", result.quarantine),
-                                                     ("policy.json", decision.as_dict())) if doc}
+        result = process_in_staging(config, plan, contract, manifest, chunk, store, rid, decision)
+        files, outputs = run_files(result, decision)
         manifest_rel = mpath.relative_to(config.root).as_posix()
         receipt = make_receipt(
             rid=rid, slug=plan.slug, actor=actor(frozen.committer), operation="process",
             inputs=[{"uri": manifest_rel, "digest": sha256_digest(mpath.read_bytes()), "role": "acquisition"},
                     *result.inputs],
-            outputs=[{"uri": f"kfm://artifact/{p['digest']}", "digest": p["digest"],
-                      "role": f"partition:{p['partition']}"} for p in result.partitions]
-            + [{"uri": name, "digest": sha256_digest(data), "role": name.removesuffix(".json")}
-               for name, data in files.items()],
+            outputs=outputs,
             env=environment(frozen.git_commit, digest_of({"operation": "process", "chunk": key,
                                                           "acquisition": manifest["acquisition_id"],
                                                           "spec_hash": contract.spec_hash,
