@@ -174,8 +174,11 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpar
 
 
 def require_kfm() -> None:
+    """The benchmarks need the project's `kfm` in this venv and git (the example is a git repository)."""
     if not KFM.is_file():
         sys.exit(f"abort: {KFM} not found; install the project in this venv")
+    if shutil.which("git") is None:
+        sys.exit("abort: git not found on PATH")
 
 
 def require_disk(tmp: Path, need: int) -> None:

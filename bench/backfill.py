@@ -148,8 +148,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         rounds = args.rounds
 
     require_kfm()
-    if shutil.which("git") is None:
-        sys.exit("abort: git not found on PATH")
 
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kfm-bench-backfill-") as tmp_name:
