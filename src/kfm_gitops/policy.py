@@ -13,7 +13,7 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,10 +31,16 @@ ENGINE = (sys.executable, "-m", "kfm_gitops._rego")  # a process of its own: a c
 @dataclass(frozen=True, slots=True)
 class Bundle:
     modules: tuple[tuple[str, str], ...]  # (repository path, source)
+    # Policy files that are not readable UTF-8 text: a bundle with problems is never evaluated, it denies.
+    problems: tuple[Finding, ...] = ()
 
     @property
     def digest(self) -> str:
-        return digest_of({name: sha256_digest(src.encode()) for name, src in self.modules})
+        # A file that is not UTF-8 is held as surrogate escapes, so that its digest is that of its bytes.
+        modules = {name: sha256_digest(src.encode("utf-8", "surrogateescape")) for name, src in self.modules}
+        if not self.problems:
+            return digest_of(modules)
+        return digest_of({"modules": modules, "problems": [f.text() for f in self.problems]})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,44 +69,141 @@ def default_files() -> dict[str, bytes]:
     return out
 
 
+def _read_text(path: Path, shown: str) -> tuple[str | None, Finding | None]:
+    """A file's text as ``Path.read_text`` gives it (UTF-8, universal newlines), or why it cannot be had: an
+    unreadable file (no text), or one that is not UTF-8 (its text with surrogate escapes, and the first bad byte)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, Finding("POLICY_UNREADABLE", f"cannot be read: {exc.strerror or exc}", Location(shown))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        where = Location(shown, data.count(b"\n", 0, exc.start) + 1,
+                         len(data[line_start:exc.start].decode("utf-8")) + 1)
+        return data.decode("utf-8", "surrogateescape"), Finding(
+            "POLICY_ENCODING", f"not UTF-8: byte 0x{data[exc.start]:02x} cannot be decoded ({exc.reason})", where,
+            hint="save the file as UTF-8")
+    return text.replace("\r\n", "\n").replace("\r", "\n"), None
+
+
 def load_bundle(root: Path) -> Bundle:
     folder = root / POLICY_DIR
     files = sorted(folder.glob("*.rego")) if folder.is_dir() else []
-    return Bundle(tuple((p.relative_to(root).as_posix(), p.read_text(encoding="utf-8")) for p in files))
+    modules: list[tuple[str, str]] = []
+    problems: list[Finding] = []
+    for path in files:
+        shown = path.relative_to(root).as_posix()
+        source, problem = _read_text(path, shown)
+        if source is not None:
+            modules.append((shown, source))
+        if problem is not None:
+            problems.append(problem)
+    return Bundle(tuple(modules), tuple(problems))
 
 
-_ERROR = re.compile(r"\(error \d+:([^|]*)\|(\d+)\|(\d+)\s*\(errormsg \d+:(.*?)\)\s*\(errorast", re.S)
+_SYNTAX_HINT = "fix the Rego at this position; `kfm policy test` checks the policies"
+# A package's modules compile together: the conflicting declaration may be in another file of the package.
+_COMPILE_HINT = "fix the Rego here or in another file of the same package; `kfm policy test` checks the policies"
+# The engine's error terms: `(error ... (errormsg N:message) (errorast ...))`, strings prefixed by their length; a
+# position is `N:module|offset|length`, the offset counted in bytes.
+_ERROR_TERM = re.compile(r"\(error(?=\s)")
+_ERROR_MESSAGE = re.compile(r"\(errormsg (\d+):")
+_LENGTH_PREFIX = re.compile(r"(?<![\w.|:])(\d+):")
+_OFFSET = re.compile(r"\|(\d+)\|\d+")
+_DECORATION = frozenset("~^-=*| ")
 
 
-def _syntax_findings(bundle: Bundle, error: str) -> list[Finding]:
+def _one_line(text: str, limit: int = 300) -> str:
+    """The last meaningful line of an error text: a traceback's exception, an engine report's last word. Never the
+    traceback itself, nor the underlines and rules that decorate a report."""
+    lines = [line.strip() for line in text.splitlines()]
+    meaningful = [line for line in lines if line and not set(line) <= _DECORATION]
+    line = meaningful[-1] if meaningful else ""
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _engine_errors(text: str, sources: dict[str, str]) -> list[tuple[str, str | None, int]]:
+    """(message, module, byte offset) of each error in the engine's error terms; module None when no position in
+    the error names one of ours."""
+    out: list[tuple[str, str | None, int]] = []
+    pos = 0
+    while (start := _ERROR_TERM.search(text, pos)) is not None:
+        msg = _ERROR_MESSAGE.search(text, start.end())
+        if msg is None:
+            break
+        size = int(msg.group(1))
+        message = text[msg.end():msg.end() + size]
+        pos = msg.end() + size
+        following = _ERROR_TERM.search(text, pos)
+        # The position is in the error's head (a parse error) or in its AST (a compile error).
+        span = text[start.end():msg.start()] + " " + text[pos:following.start() if following else len(text)]
+        module: str | None = None
+        offset = 0
+        for prefix in _LENGTH_PREFIX.finditer(span):
+            name = span[prefix.end():prefix.end() + int(prefix.group(1))]
+            at = _OFFSET.match(span, prefix.end() + len(name))
+            if name in sources and at is not None:
+                module, offset = name, int(at.group(1))
+                break
+        out.append((message, module, offset))
+    return out
+
+
+def _engine_findings(bundle: Bundle, answer: dict[str, Any]) -> list[Finding]:
+    """The findings for an answer the engine could not give: each error at its module, line and column."""
+    error = str(answer.get("error", ""))
+    code = "POLICY_SYNTAX" if answer.get("stage") == "load" else "POLICY_ERROR"
     sources = dict(bundle.modules)
-    out = []
-    for name, offset, _length, message in _ERROR.findall(error):
-        src = sources.get(name, "")
-        pos = int(offset)
-        line = src.count("\n", 0, pos) + 1
-        col = pos - (src.rfind("\n", 0, pos) + 1) + 1
-        out.append(Finding("POLICY_SYNTAX", message.strip(), Location(name, line, col),
-                           hint="fix the Rego at this position; `kfm policy test` checks the policies"))
-    return out or [Finding("POLICY_ERROR", error.strip().splitlines()[0] if error.strip() else "the engine failed",
-                           None)]
+    errors = _engine_errors(error, sources)
+
+    def echoed(message: str, module: str | None, offset: int) -> bool:
+        # The parser reports an unclosed bracket a second time at the `package` keyword, as if the file's top level
+        # were unclosed too: keep that one only when nothing else in the file says so.
+        return (module is not None and sources[module].encode("utf-8", "surrogateescape").startswith(b"package", offset)
+                and any(m == message and n == module and o != offset for m, n, o in errors))
+
+    out: list[Finding] = []
+    for message, module, offset in errors:
+        if echoed(message, module, offset):
+            continue
+        where = None
+        if module is not None:
+            data = sources[module].encode("utf-8", "surrogateescape")
+            line_start = data.rfind(b"\n", 0, offset) + 1
+            where = Location(module, data.count(b"\n", 0, offset) + 1,
+                             len(data[line_start:offset].decode("utf-8", "replace")) + 1)
+        hint = (_SYNTAX_HINT if code == "POLICY_SYNTAX" else _COMPILE_HINT) if where else None
+        finding = Finding(code, _one_line(message) or "the policy engine failed", where, hint=hint)
+        if finding not in out:
+            out.append(finding)
+    return out or [Finding("POLICY_ERROR", _one_line(error) or "the policy engine failed without saying why")]
 
 
 def run_engine(bundle: Bundle, point: str, inputs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]] | None, str]:
     """Evaluate inputs in a subprocess; (answers, error text). None answers: the engine failed or crashed."""
     request = {"modules": list(bundle.modules), "package": f"kfm.{point}", "cases": [{"input": i} for i in inputs]}
     try:
-        done = subprocess.run(list(ENGINE), input=json.dumps(request),
-                              capture_output=True, text=True, timeout=ENGINE_TIMEOUT)
+        done = subprocess.run(list(ENGINE), input=json.dumps(request), capture_output=True, text=True,
+                              errors="replace", timeout=ENGINE_TIMEOUT)
     except subprocess.TimeoutExpired:
         return None, f"the policy engine did not answer in {ENGINE_TIMEOUT} s"
+    except OSError as exc:
+        return None, f"the policy engine could not start: {exc.strerror or exc}"
     if done.returncode != 0:
         how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit {done.returncode}"
-        return None, f"the policy engine crashed ({how}): {done.stderr.strip()[-500:]}"
+        # Whatever the process printed (a traceback, the engine's report) is for --debug; a finding keeps one line.
+        last = _one_line(done.stderr)
+        return None, f"the policy engine crashed ({how})" + (f": {last}" if last else "")
     try:
-        answers: list[dict[str, Any]] = json.loads(done.stdout)["answers"]
-    except (ValueError, KeyError):
+        answers = json.loads(done.stdout)["answers"]
+    except (ValueError, KeyError, TypeError):
         return None, "the policy engine gave no answer"
+    if not isinstance(answers, list) or not all(isinstance(a, dict) for a in answers):
+        return None, "the policy engine gave no answer"
+    if len(answers) != len(inputs):
+        return None, f"the policy engine gave {len(answers)} answer(s) for {len(inputs)} input(s)"
     return answers, ""
 
 
@@ -114,7 +217,7 @@ def _verdict(answer: dict[str, Any]) -> tuple[bool, tuple[str, ...], str]:
         return False, ("POLICY_NO_ALLOW",), "the policies never define allow"
     deny = answer.get("deny") or []
     if not isinstance(deny, list) or not all(isinstance(d, str) for d in deny):
-        return False, ("POLICY_ERROR",), f"deny is not a set of codes: {deny!r}"
+        return False, ("POLICY_ERROR",), f"deny is not a set of codes: {deny!r:.200}"
     allow = answer.get("allow") is True and not deny
     return allow, tuple(sorted(deny)), ""
 
@@ -130,6 +233,8 @@ def decide(root: Path, point: str, data: dict[str, Any], bundle: Bundle | None =
     def made(allow: bool, deny: tuple[str, ...]) -> Decision:
         return Decision(point, decision_id, input_digest, bundle.digest, allow, deny)
 
+    if bundle.problems:
+        return made(False, ("POLICY_ERROR",)), list(bundle.problems)
     if not bundle.modules:
         return made(False, ("POLICY_NO_RULES",)), [Finding("POLICY_EMPTY", f"no policies in {POLICY_DIR}/: "
                                                            "nothing may pass", None,
@@ -139,8 +244,8 @@ def decide(root: Path, point: str, data: dict[str, Any], bundle: Bundle | None =
         return made(False, ("POLICY_ERROR",)), [Finding("POLICY_ENGINE", error, None)]
     allow, deny, why = _verdict(answers[0])
     findings = []
-    if "POLICY_ERROR" in deny:
-        findings = _syntax_findings(bundle, why)
+    if not answers[0].get("ok"):
+        findings = _engine_findings(bundle, answers[0])
     elif why:
         findings = [Finding(deny[0], why, None)]
     return made(allow, deny), findings
@@ -151,6 +256,8 @@ def test_policies(root: Path) -> tuple[list[str], list[Finding]]:
     bundle = load_bundle(root)
     checked: list[str] = []
     findings: list[Finding] = []
+    if bundle.problems:
+        return checked, list(bundle.problems)
     if not bundle.modules:
         return checked, [Finding("POLICY_EMPTY", f"no policies in {POLICY_DIR}/", Location(POLICY_DIR),
                                  hint="`kfm init` installs the default policies")]
@@ -160,10 +267,16 @@ def test_policies(root: Path) -> tuple[list[str], list[Finding]]:
                                  Location(CASES_DIR))]
     for path in case_files:
         shown = path.relative_to(root).as_posix()
+        text, problem = _read_text(path, shown)
+        if text is None or problem is not None:
+            findings.append(replace(problem, code="POLICY_CASES_INVALID") if problem else
+                            Finding("POLICY_CASES_INVALID", "cannot be read", Location(shown)))
+            continue
         try:
-            cases = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            findings.append(Finding("POLICY_CASES_INVALID", f"not JSON: {exc}", Location(shown)))
+            cases = json.loads(text)
+        except json.JSONDecodeError as exc:
+            findings.append(Finding("POLICY_CASES_INVALID", f"not JSON: {exc.msg}",
+                                    Location(shown, exc.lineno, exc.colno)))
             continue
         if not isinstance(cases, list) or not cases:
             findings.append(Finding("POLICY_CASES_INVALID", "a cases file is a non-empty list", Location(shown)))
@@ -177,11 +290,14 @@ def test_policies(root: Path) -> tuple[list[str], list[Finding]]:
                 findings.append(Finding("POLICY_ENGINE", error, Location(shown)))
                 continue
             for (i, case), answer in zip(mine, answers, strict=True):
-                name = f"{shown}#{case.get('name', i)}"
-                checked.append(name)
+                if not answer.get("ok"):
+                    # The policies cannot be evaluated at all: one report, not one per case.
+                    findings.extend(_engine_findings(bundle, answer))
+                    break
+                checked.append(f"{shown}#{case.get('name', i)}")
                 allow, deny, why = _verdict(answer)
-                if "POLICY_ERROR" in deny:
-                    findings.extend(_syntax_findings(bundle, why))
+                if "POLICY_ERROR" in deny and why:
+                    findings.append(Finding("POLICY_ERROR", why, Location(shown)))
                     break
                 expected = sorted(case.get("deny", []))
                 if list(deny) != expected:
