@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GIT_ENV, Runner, git
+from conftest import GIT_ENV, PROJECT, Runner, git
 from kfm_gitops.example import FIRST_PLAN, REDELIVERY, UPSTREAM
 
 SLUG = "ks_storm_reports"
@@ -245,6 +245,16 @@ def test_quickstart(tmp_path: Path, kfm: Runner) -> None:
     versions = sorted(p.name for p in (root / "releases" / SLUG).iterdir() if p.name != "runs")
     assert versions == sorted(p.name for p in (again / "releases" / SLUG).iterdir() if p.name != "runs")
     assert len(versions) == 2
+    assert "   9 bad records in QUARANTINE: 1 DUPLICATE_ID, 2 GEOMETRY_INVALID, 1 GEOMETRY_OVERPRECISE, 1 OUT_OF_EXTENT, " \
+           "1 OUT_OF_WINDOW, 3 SCHEMA_INVALID" in lines
+    assert any(line.startswith("   (the HASH_MISMATCH warning is expected") for line in lines)
+    # the README quotes these ids as the ones every machine gets: they must be the real ones
+    readme = (PROJECT / "README.md").read_text()
+    for version in versions:
+        assert f"`{version}`" in readme, f"README does not name the quickstart's version {version}"
+    for manifest in (root / "data" / "raw" / SLUG).glob("2023-0[13].*.json"):
+        if manifest.stem.startswith("2023-01") or json.loads(manifest.read_text())["objects"] == []:
+            assert f"data/raw/{SLUG}/{manifest.name}" in readme, f"README does not name {manifest.name}"
 
 
 def test_store_push_and_pull_a_version_folder(governed: Path, tmp_path: Path, kfm: Runner) -> None:

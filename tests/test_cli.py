@@ -58,6 +58,25 @@ def test_github_format(kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def test_github_format_writes_a_step_summary(kfm: Runner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.chdir(EXAMPLES)
+    assert kfm("plan", "validate", "--standalone", "--format", "text", "invalid/reviewer-is-requester.yml").code == 1
+    assert summary.read_text() == "earlier step\n", "only --format github writes the step summary"
+    assert kfm("plan", "validate", "--standalone", "--format", "github", "invalid/reviewer-is-requester.yml").code == 1
+    assert kfm("plan", "validate", "--standalone", "--format", "github", "valid/minimal.yml").code == 0
+    assert summary.read_text() == (
+        "earlier step\n"
+        "### kfm: 1 plan checked, 1 error (failed)\n\n"
+        "| where | code | severity | message |\n| --- | --- | --- | --- |\n"
+        "| invalid/reviewer-is-requester.yml:4:12 | PLAN_REVIEWERS | error | the only reviewer is the requester "
+        "(name a steward other than the requester) |\n\n"
+        "### kfm: 1 plan valid (passed)\n\n\n"
+    )
+
+
 def test_github_annotation_escapes() -> None:
     f = Finding("X", "50% done\nnext line", Location("a,b:c.yml", 3, 4))
     assert github_annotation(f) == "::error file=a%2Cb%3Ac.yml,line=3,col=4,title=X::50%25 done%0Anext line"

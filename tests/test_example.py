@@ -84,3 +84,12 @@ def test_repository_policies_are_the_defaults() -> None:
 
     for rel, data in default_files().items():
         assert (PROJECT / rel).read_bytes() == data
+
+
+def test_repository_runbook_is_the_one_kfm_init_writes() -> None:
+    from kfm_gitops.plan import TEMPLATE
+    from kfm_gitops.repository import RUNBOOK, RUNBOOK_TEXT, SCAFFOLD
+
+    assert SCAFFOLD[RUNBOOK] == RUNBOOK_TEXT
+    assert (PROJECT / RUNBOOK).read_bytes() == RUNBOOK_TEXT
+    assert f"runbook: {RUNBOOK}\n" in TEMPLATE, "plans name the runbook kfm init writes"

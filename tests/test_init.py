@@ -71,7 +71,9 @@ def test_init_refuses_another_branch(tmp_path: Path, kfm: Runner) -> None:
     git(root, "init", "-q", "-b", "trunk")
     r = kfm("init", str(root))
     assert r.code == 1
-    assert r.err == "kfm: HEAD is on trunk, not main\n  hint: check out main and run kfm init again\n"
+    assert r.err == ("kfm: HEAD is on trunk, not main: a governed repository keeps its plans and evidence on main\n"
+                     "  hint: rename the branch (`git branch -m trunk main`) or check out main, then run kfm init "
+                     "again\n")
 
 
 def test_init_refuses_a_subdirectory_of_a_repository(tmp_path: Path, kfm: Runner) -> None:

@@ -388,9 +388,9 @@ def manifest_digests(doc: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def verify_raw(config: Config, store: Store, slugs: list[str], jobs: int | None = None
-               ) -> tuple[list[str], list[Finding], int]:
+               ) -> tuple[list[str], list[Finding], int, int]:
     """Re-hash every object the acquisition manifests name, on all cores. Returns (manifests checked, findings,
-    objects verified)."""
+    objects named, objects missing)."""
     from concurrent.futures import ThreadPoolExecutor
 
     checked: list[str] = []
@@ -401,6 +401,10 @@ def verify_raw(config: Config, store: Store, slugs: list[str], jobs: int | None 
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             shown = display_path(path)
             checked.append(shown)
+            if path.is_symlink():
+                findings.append(Finding("MANIFEST_INVALID", "is a symbolic link; manifests are plain files",
+                                        Location(shown), hint="restore the manifest from git"))
+                continue
             try:
                 doc = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
@@ -423,7 +427,7 @@ def verify_raw(config: Config, store: Store, slugs: list[str], jobs: int | None 
         elif code is not None:
             findings.append(Finding(code, f"{name} ({digest}) is corrupt in the store {store.url}", Location(shown),
                                     hint="restore it from another store (`kfm store pull`) or acquire it again"))
-    return checked, findings, len(unique)
+    return checked, findings, len(unique), sum(1 for d in unique if verdicts[d] == "OBJECT_MISSING")
 
 
 def dataset_digests(root: Path, slug: str) -> list[str]:

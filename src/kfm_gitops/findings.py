@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -101,7 +102,26 @@ def render(report: Report, fmt: str, *, what: str) -> str:
         return json.dumps(doc, indent=2, sort_keys=False)
     lines = [github_annotation(f) if fmt == "github" else f.text() for f in report.findings]
     lines.append(summary(report, what))
+    if fmt == "github":
+        step_summary(report, what)
     return "\n".join(lines)
+
+
+def step_summary(report: Report, what: str) -> None:
+    """On GitHub Actions ($GITHUB_STEP_SUMMARY set), append a Markdown summary of the report to the job's page."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    mark = "passed" if report.ok else "failed"
+    out = [f"### kfm: {summary(report, what)} ({mark})", ""]
+    if report.findings:
+        out += ["| where | code | severity | message |", "| --- | --- | --- | --- |"]
+        for f in report.findings:
+            message = f.message + (f" ({f.hint})" if f.hint else "")
+            cells = [str(f.location) if f.location else "", f.code, f.severity, message]
+            out.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    with open(target, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(out) + "\n\n")
 
 
 def summary(report: Report, what: str) -> str:

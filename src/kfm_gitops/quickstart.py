@@ -11,6 +11,7 @@ Each step commits its evidence on main, as a merged plan PR would, and says wher
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,9 +119,15 @@ def quickstart(directory: Path, say: Say) -> int:
                      ["data", "releases", "plans"])
     say(f"   version {second.version} = the first release's partitions with {OUTAGE_MONTH} filled in:")
     say(f"   {second.version_folder}/; the plan's expected_dataset_version_id is set; committed as {commit}")
-    q = [c for c in second.chunks if c.rows[2]]
-    if q:
-        say(f"   the bad records are in QUARANTINE with their reasons: {q[0].run_folder}/quarantine.json")
+    if any(f.code == "HASH_MISMATCH" for c in second.chunks for f in c.findings):
+        say(f"   (the HASH_MISMATCH warning is expected: the first release acquired an empty {OUTAGE_MONTH}; the "
+            "redelivery is a new acquisition that supersedes it, and both stay in RAW)")
+    for c in second.chunks:
+        if c.rows[2] and c.run_folder:
+            counts = json.loads((root / c.run_folder / "quarantine.json").read_text(encoding="utf-8"))["counts"]
+            say(f"   {c.rows[2]} bad records in QUARANTINE: "
+                + ", ".join(f"{n} {code}" for code, n in sorted(counts.items())))
+            say(f"   ids, row hashes and reasons in {c.run_folder}/quarantine.json; the rows are a store object")
     say("")
     say(f"Done. Look around in {root}: `git log --stat`, `kfm raw verify`, `kfm plan validate`.")
     say("Gates, promotion on the release branch and rollback come with the next releases of kfm.")

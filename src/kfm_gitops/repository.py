@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from kfm_gitops import _git
@@ -70,12 +71,16 @@ repos:
 """
 
 KEEP = b""
+# The runbook every plan names in its `runbook:` field (a checklist of the kfm workflow, the team's to edit).
+RUNBOOK = "docs/runbooks/pipelines/rb-pipeline-backfill.md"
+RUNBOOK_TEXT = resources.files("kfm_gitops").joinpath("runbook.md").read_bytes()
 
 # Files every governed repository has on main. Those in SHARED are on release too, byte for byte.
 SCAFFOLD: dict[str, bytes] = {
     CONFIG_NAME: KFM_YAML.encode(),
     ".gitignore": GITIGNORE.encode(),
     ".pre-commit-config.yaml": PRE_COMMIT_CONFIG.encode(),
+    RUNBOOK: RUNBOOK_TEXT,
     "datasets/.gitkeep": KEEP,
     "plans/.gitkeep": KEEP,
     "releases/.gitkeep": KEEP,
@@ -99,6 +104,8 @@ def init(directory: Path, extra: dict[str, bytes] | None = None, message: str = 
          ) -> InitResult:
     """Make ``directory`` a governed repository. Existing files are never changed; missing ones are added and
     committed on main; the release branch is created (an orphan holding the shared files) when missing."""
+    if directory.exists() and not directory.is_dir():
+        raise KfmError(f"{directory} exists and is not a folder", hint="name a new or existing folder")
     directory.mkdir(parents=True, exist_ok=True)
     root = directory.resolve()
     result = InitResult(root)
@@ -112,8 +119,10 @@ def init(directory: Path, extra: dict[str, bytes] | None = None, message: str = 
     main = "main"
     branch = _git.current_branch(repo)
     if branch != main:
-        raise KfmError(f"HEAD is on {branch or 'a detached commit'}, not {main}",
-                       hint=f"check out {main} and run kfm init again")
+        hint = (f"rename the branch (`git branch -m {branch} {main}`) or check out {main}, then run kfm init again"
+                if branch else f"check out {main} and run kfm init again")
+        raise KfmError(f"HEAD is on {branch or 'a detached commit'}, not {main}: a governed repository keeps its "
+                       f"plans and evidence on {main}", hint=hint)
     from kfm_gitops.policy import default_files
 
     wanted = {**SCAFFOLD, **default_files(), **(extra or {})}

@@ -21,6 +21,8 @@ from kfm_gitops._fs import fsync_dir
 from kfm_gitops.errors import KfmError
 from kfm_gitops.identity import check_digest
 
+# The optional extras that bring fsspec's backends for the object stores kfm documents.
+BACKEND_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure", "abfss": "azure"}
 CHUNK = 1024 * 1024  # hashing and copying buffer: large enough that hashlib releases the GIL
 
 
@@ -48,6 +50,7 @@ class _Backend(Protocol):
     def commit(self, tmp: str, key: str) -> bool: ...
     def remove(self, key: str) -> None: ...
     def list_keys(self) -> Iterator[str]: ...
+    def root_exists(self) -> bool: ...
 
 
 class _Local:
@@ -58,6 +61,9 @@ class _Local:
 
     def _p(self, key: str) -> Path:
         return self.root / key
+
+    def root_exists(self) -> bool:
+        return self.root.is_dir()
 
     def exists(self, key: str) -> bool:
         return self._p(key).is_file()
@@ -128,11 +134,25 @@ class _Fsspec:
     def __init__(self, url: str) -> None:
         import fsspec
 
-        self.fs, self.root = fsspec.url_to_fs(url)
+        protocol = url.split("://", 1)[0]
+        try:
+            self.fs, self.root = fsspec.url_to_fs(url)
+        except ImportError as exc:
+            extra = BACKEND_EXTRAS.get(protocol)
+            raise StoreError("STORE_BACKEND_MISSING", f"the store {url} needs fsspec's {protocol!r} backend, which is "
+                             "not installed", hint=f"pip install 'kfm-gitops[{extra}]'" if extra else
+                             f"install the fsspec backend for {protocol}://") from exc
+        except ValueError as exc:
+            raise StoreError("STORE_URL", f"the store {url}: {exc}",
+                             hint="a store is a local folder or an fsspec URL (s3://, gs://, az://, memory://)"
+                             ) from exc
         self.root = self.root.rstrip("/")
 
     def _p(self, key: str) -> str:
         return f"{self.root}/{key}"
+
+    def root_exists(self) -> bool:
+        return bool(self.fs.exists(self.root) or self.fs.exists(self._p("sha256")))
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.isfile(self._p(key)))
@@ -189,6 +209,10 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
+
+    def reachable(self) -> bool:
+        """Whether the store's root exists (an empty store that exists is reachable)."""
+        return self._b.root_exists()
 
     @property
     def is_local(self) -> bool:
