@@ -170,8 +170,10 @@ def test_symlink_outside_the_upstream_folder(governed: Path, kfm: Runner, tmp_pa
 
 
 @pytest.mark.parametrize(("change", "code"), [
-    (("root: upstream/ks_storm_reports", "root: ../elsewhere"), "SOURCE_OUTSIDE"),
-    (('pattern: "{year}-{month}/*.csv"', 'pattern: "../{year}-{month}/*.csv"'), "SOURCE_OUTSIDE"),
+    # the contract's check (PIPELINE_PATH, tests/test_dataset.py) refuses a root or pattern that leaves its
+    # folder before any connector runs
+    (("root: upstream/ks_storm_reports", "root: ../elsewhere"), "PLAN_DATASET_INVALID"),
+    (('pattern: "{year}-{month}/*.csv"', 'pattern: "../{year}-{month}/*.csv"'), "PLAN_DATASET_INVALID"),
     (("root: upstream/ks_storm_reports", "root: upstream/nothing_here"), "SOURCE_MISSING"),
     (('pattern: "{year}-{month}/*.csv"', 'pattern: "{year}-{month}/*.csv"\n    max_bytes: 100'), "FILE_TOO_LARGE"),
     (('pattern: "{year}-{month}/*.csv"', 'pattern: "{year}-{mnth}/*.csv"'), "PLAN_DATASET_INVALID"),

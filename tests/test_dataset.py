@@ -128,6 +128,7 @@ def test_any_value_change_changes_the_hash(governed: Path, kfm: Runner) -> None:
     ("  spdx: CC-BY-4.0\n", "", "SCHEMA_INVALID", "14:3"),
     ("cadence: P1M", "cadance: P1M", "SCHEMA_UNKNOWN_KEY", "50:1"),
     ("max_null_ratio: {magnitude: 0.2,", "max_null_ratio: {hail: 0.2,", "DATASET_UNKNOWN_COLUMN", "55:20"),
+    ("{role: steward, min: 1}", "{role: stewart, min: 1}", "DATASET_ROLE", "59:14"),
 ])
 def test_bad_contract_is_a_located_finding(governed: Path, kfm: Runner, old: str, new: str, code: str,
                                            where: str) -> None:
@@ -148,6 +149,8 @@ def test_bad_contract_is_a_located_finding(governed: Path, kfm: Runner, old: str
     ("transforms: []", "transforms: [{op: rename}]", "PIPELINE_TRANSFORM"),
     ("  crs: OGC:CRS84", "  crs: EPSG:3857", "PIPELINE_CRS"),
     ('pattern: "{year}-{month}/*.csv"', 'pattern: "{yr}-{month}/*.csv"', "PIPELINE_TEMPLATE"),
+    ('pattern: "{year}-{month}/*.csv"', 'pattern: "../../../outside/*{year}*.csv"', "PIPELINE_PATH"),
+    ("root: upstream/ks_storm_reports", "root: ../elsewhere", "PIPELINE_PATH"),
 ])
 def test_bad_pipeline_is_a_located_finding(governed: Path, kfm: Runner, old: str, new: str, code: str) -> None:
     path = governed / PL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -187,16 +188,19 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
         n = len(periods(start, end, cast("Mode", mode), get_zone(part["timezone"]), limit=2))
         max_parallelism = min(2, max(1, n))
     path = new_plan_path(cfg, slug)
+    base, note = (prior, "") if prior is not None else _default_base(cfg, slug)
     text = render_template(
         slug=slug, path=os.path.relpath(path, cfg.root), reason=reason,
         requested_by=requested_by or _default_principal(cfg.root), reviewers=list(reviewers),
         time_axis=time_axis or part["axis"], start=start, end=end, mode=mode, parallelism=max_parallelism,
         timezone=part["timezone"], terms=terms or _default_terms(contract.pipeline.data),
         label=contract.label, obligations=contract.obligations,
-        prior=prior if prior is not None else _published_version(cfg, slug),
+        prior=prior if prior is not None else base,
     )
     write_new_plan(path, text)
     click.echo(f"wrote {display_path(path)}")
+    if note:
+        click.echo(f"note: {note}")
     _, findings = check_plan(path, config=cfg)
     if findings:
         report = Report([display_path(path)], sort_findings(findings))
@@ -223,6 +227,31 @@ def _default_terms(pipeline: dict[str, Any]) -> str:
     params = pipeline.get("connector", {}).get("params", {})
     terms = params.get("terms")
     return str(terms) if terms else "TODO: the upstream licence or terms (URI or path)"
+
+
+def _default_base(cfg: Config, slug: str) -> tuple[str, str]:
+    """The version a new plan builds on, and a note when it is not the published one: the version the release
+    branch publishes; else, when nothing is published yet, the newest version on main (the one no other version
+    builds on); else "" (a first release)."""
+    published = _published_version(cfg, slug)
+    if published:
+        return published, ""
+    folder = cfg.releases_dir() / slug
+    bases: dict[str, str] = {}
+    for manifest in sorted(folder.glob("*/promotion-manifest.json")) if folder.is_dir() else []:
+        try:
+            doc = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        bases[manifest.parent.name] = str(doc.get("base_dataset_version_id") or "")
+    leaves = sorted(set(bases) - set(bases.values()))
+    if len(leaves) == 1:
+        return leaves[0], (f"nothing is published on {cfg.release_branch} yet: the plan builds on {leaves[0]}, the "
+                           f"newest version under releases/{slug}/ (--prior names another)")
+    if leaves:
+        return "", (f"versions {', '.join(leaves)} all build on nothing newer: set rollback.prior_dataset_version_id "
+                    "to the one this backfill replaces (or pass --prior)")
+    return "", ""
 
 
 def _published_version(cfg: Config, slug: str) -> str:
@@ -258,7 +287,8 @@ def dataset() -> None:
 @click.argument("targets", nargs=-1)
 @format_option
 def dataset_validate(targets: tuple[str, ...], fmt: str) -> int:
-    """Check dataset contracts: SLUGs, dataset folders or contract files (all datasets when none is given)."""
+    """Check dataset contracts: SLUGs, dataset folders (or datasets/ itself) or contract files (all datasets when none
+    is given)."""
     from kfm_gitops.config import find_root, load_config
     from kfm_gitops.dataset import validate_paths
     from kfm_gitops.findings import Report, sort_findings
@@ -351,12 +381,12 @@ def acquire_cmd(plan_file: str, chunks: tuple[str, ...], store_url: str | None, 
     return EXIT_OK if report.ok else EXIT_FINDINGS
 
 
-@cli.command("process", hidden=True)
+@cli.command("process")
 @click.argument("plan_file", metavar="PLAN")
 @click.option("--chunk", "key", required=True, metavar="KEY", help="the chunk to process")
 @store_option
 def process_cmd(plan_file: str, key: str, store_url: str | None) -> int:
-    """Run one acquired chunk through WORK to PROCESSED and write its run folder (a debugging verb)."""
+    """Run one chunk acquired by `kfm acquire` through WORK to PROCESSED and write its run folder (no roll-up)."""
     from kfm_gitops.backfill import process_acquired
     from kfm_gitops.plan import load_plan
 
@@ -492,12 +522,17 @@ def backfill_run(plan_file: str, dry_run: bool, yes: bool, chunks: tuple[str, ..
                  store_url: str | None, fmt: str) -> int:
     """Run the plan's chunks (acquire, normalise, QA, materialise, receipt) and roll up a version."""
     from kfm_gitops import backfill as bf
-    from kfm_gitops.plan import load_plan
+    from kfm_gitops._fs import display_path
+    from kfm_gitops.plan import load_plan, select_chunks
 
     path = Path(plan_file)
     cfg = _require_config(path.parent)
     p = load_plan(path, cfg)
+    selected = select_chunks(p, list(chunks)) if chunks else p.chunks()  # an unknown key stops here
     store = _store(cfg, store_url)
+    if dry_run and fmt == "json":
+        click.echo(json.dumps({"plan": display_path(path), "chunks": bf.dry_run(cfg, p, store)}, indent=2))
+        return EXIT_OK
     if dry_run or (p.dry_run_first and not yes):
         _print_dry_run(bf.dry_run(cfg, p, store))
         if dry_run:
@@ -507,7 +542,9 @@ def backfill_run(plan_file: str, dry_run: bool, yes: bool, chunks: tuple[str, ..
             return EXIT_FINDINGS
     if fmt == "text":
         at_once = min(jobs or p.max_parallelism, p.max_parallelism)
-        click.echo(f"backfill {p.slug}: {len(p.chunks())} chunk(s), up to {at_once} at once, store {store.url}")
+        which = (f"{len(p.chunks())} chunk(s)" if not chunks else
+                 f"chunk(s) {', '.join(c.key for c in selected)} of {len(p.chunks())}")
+        click.echo(f"backfill {p.slug}: {which}, up to {at_once} at once, store {store.url}")
     if fmt == "text" and sys.stdout.isatty() and not os.environ.get("CI"):
         with _LiveTable([c.key for c in p.chunks()]) as live:
             result = bf.run_backfill(cfg, p, store, keys=list(chunks) or None, jobs=jobs, force=force, on_change=live)
@@ -584,13 +621,18 @@ def raw_verify(slugs: tuple[str, ...], jobs: int | None, store_url: str | None, 
     from kfm_gitops.findings import Report, render
 
     cfg = _require_config()
-    names = list(slugs) or list_slugs(cfg.root)
+    known = list_slugs(cfg.root)
+    unknown = [s for s in slugs if s not in known]
+    if unknown:
+        raise KfmError(f"no dataset {', '.join(unknown)} in {cfg.root}/datasets",
+                       hint=f"datasets here: {', '.join(known) or 'none'}")
     store = _store(cfg, store_url)
-    checked, findings, n = verify_raw(cfg, store, names, jobs)
+    checked, findings, n, missing = verify_raw(cfg, store, list(slugs) or known, jobs)
     report = Report(checked, findings)
     text = render(report, fmt, what="acquisition manifest")
     if fmt != "json":
-        text += f" ({n} object(s) re-hashed in {store.url})"
+        text += (f" ({n} object(s) named: {n - missing} re-hashed, {missing} missing from {store.url})" if missing
+                 else f" ({n} object(s) re-hashed in {store.url})")
     click.echo(text)
     return EXIT_OK if report.ok else EXIT_FINDINGS
 
@@ -609,17 +651,22 @@ def _move(direction: str, slugs: tuple[str, ...], other: str, store_url: str | N
     cfg = _require_config()
     here = _store(cfg, store_url)
     there = Store(other)
+    known = list_slugs(cfg.root)
     digests: set[str] = set()
-    for arg in slugs or tuple(list_slugs(cfg.root)):
+    for arg in slugs or tuple(known):
         folder = Path(arg)
         if (folder / "promotion-manifest.json").is_file():
             digests.update(version_digests(folder))
-        elif "/" in arg or folder.is_dir():
+        elif "/" in arg or folder.is_dir() or arg not in known:
             raise KfmError(f"{arg} is neither a dataset slug nor a version folder",
-                           hint="a version folder holds promotion-manifest.json")
+                           hint=f"datasets here: {', '.join(known) or 'none'}; a version folder holds "
+                           "promotion-manifest.json")
         else:
             digests.update(dataset_digests(cfg.root, arg))
     source, target = (here, there) if direction == "push" else (there, here)
+    if digests and not source.reachable():
+        raise KfmError(f"there is no store at {source.url}",
+                       hint="check the URL or path; a local store is a folder that holds sha256/")
     copied, present = source.copy_to(target, sorted(digests))
     click.echo(f"{direction}: {copied} object(s) copied, {present} already there ({source.url} -> {target.url})")
     return EXIT_OK
@@ -733,6 +780,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # the machine or the network said no: not a defect of kfm, and nothing to report
+        if debug:
+            _traceback()
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"kfm: {exc.strerror or exc}{where}", err=True)
+        click.echo("  hint: check the path, its permissions, the free space or the network; --debug shows where",
+                   err=True)
+        return EXIT_FINDINGS
     except Exception as exc:
         if debug:
             _traceback()

@@ -5,6 +5,7 @@ The contract is what makes a backfill reproducible: its spec_hash is part of eve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,10 +56,23 @@ def dataset_folder(root: Path, slug: str) -> Path:
     return root / "datasets" / slug
 
 
-def check_dataset(doc: _yaml.Document, vocab: Vocabularies, folder_slug: str | None) -> list[Finding]:
-    """Checks beyond the schema, for a dataset.yaml that passed its schema."""
+def _did_you_mean(value: str, known: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else f"roles: {', '.join(known) or 'none'}"
+
+
+def check_dataset(doc: _yaml.Document, vocab: Vocabularies, folder_slug: str | None,
+                  roles: Sequence[str] | None = None) -> list[Finding]:
+    """Checks beyond the schema, for a dataset.yaml that passed its schema; ``roles``, kfm.yaml's, when known."""
     d = doc.data
     out: list[Finding] = []
+    for i, rule in enumerate(d.get("promotion", {}).get("approvals", [])):
+        if roles is not None and rule["role"] not in roles:
+            out.append(Finding("DATASET_ROLE", f"no role {rule['role']!r} in kfm.yaml",
+                               doc.locate(("promotion", "approvals", i, "role")),
+                               hint=_did_you_mean(rule["role"], roles)))
     if folder_slug is not None and d["slug"] != folder_slug:
         out.append(Finding("DATASET_SLUG_MISMATCH",
                            f"slug {d['slug']!r} differs from its folder datasets/{folder_slug}/",
@@ -151,8 +165,20 @@ def check_pipeline(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[
                                doc.locate(("connector", "type")),
                                hint=f"built in: {', '.join(BUILTIN_CONNECTORS)}; plugins register under the "
                                "entry-point group kfm_gitops.connectors"))
+    params = d["connector"]["params"]
+    if connector == "file":
+        from kfm_gitops.connectors.file import leaves_folder
+
+        for key in ("root", "pattern"):
+            value = params.get(key)
+            if isinstance(value, str) and leaves_folder(value, absolute_ok=key == "root"):
+                out.append(Finding("PIPELINE_PATH", f"{key} {value!r} leaves the "
+                                   + ("repository" if key == "root" else "upstream folder"),
+                                   doc.locate(("connector", "params", key)),
+                                   hint="name a folder below the repository root, or an absolute one" if key == "root"
+                                   else "a pattern is relative to root and may not use '..'"))
     for key in ("pattern", "url", "name"):
-        template = d["connector"]["params"].get(key)
+        template = params.get(key)
         if isinstance(template, str):
             from datetime import UTC, datetime
 
@@ -188,6 +214,13 @@ def check_pipeline(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[
 
 def load_contract(root: Path, slug: str, vocab: Vocabularies) -> Contract | list[Finding]:
     """Load and check datasets/<slug>/{dataset,pipeline}.yaml; findings if anything is wrong."""
+    from kfm_gitops.identity import IdentityError, check_slug
+
+    try:
+        check_slug(slug)  # a slug names a folder below datasets/: never a path
+    except IdentityError as exc:
+        return [Finding("DATASET_NOT_FOUND", str(exc), Location(f"datasets/{slug}"),
+                        hint="a dataset is named by its slug, e.g. ks_storm_reports")]
     folder = dataset_folder(root, slug)
     ds_path, pl_path = folder / DATASET_FILE, folder / PIPELINE_FILE
     if not ds_path.is_file():
@@ -251,7 +284,12 @@ def validate_paths(config: Config | None, args: list[str]) -> tuple[list[str], l
                                         Location(shown), hint="check the slug, or add the dataset's contract"))
                 continue
             p = config.datasets_dir() / arg
-        if p.is_dir():
+        subfolders = sorted(c for c in p.iterdir() if (c / DATASET_FILE).is_file()) if p.is_dir() else []
+        if p.is_dir() and not (p / DATASET_FILE).exists() and subfolders:  # a folder of datasets, e.g. datasets/
+            for c in subfolders:
+                targets.append(("dataset", c / DATASET_FILE))
+                targets.append(("pipeline", c / PIPELINE_FILE))
+        elif p.is_dir():
             targets.append(("dataset", p / DATASET_FILE))
             targets.append(("pipeline", p / PIPELINE_FILE))
         elif p.name == PIPELINE_FILE:
@@ -275,7 +313,7 @@ def validate_paths(config: Config | None, args: list[str]) -> tuple[list[str], l
             findings.extend(errs)
         elif kind == "dataset":
             folder_slug = path.parent.name if path.parent.parent.name == "datasets" else None
-            findings.extend(check_dataset(doc, vocab, folder_slug))
+            findings.extend(check_dataset(doc, vocab, folder_slug, list(config.roles) if config else None))
         else:
             sibling = _yaml.load(path.parent / DATASET_FILE)
             usable = isinstance(sibling, _yaml.Document) and not schema.validate(sibling, "dataset")

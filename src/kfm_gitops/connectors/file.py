@@ -22,8 +22,15 @@ from kfm_gitops.store import StoreError
 
 
 def _bad_relative(text: str) -> bool:
+    return leaves_folder(text, absolute_ok=False)
+
+
+def leaves_folder(text: str, *, absolute_ok: bool) -> bool:
+    """Whether a relative path (a root below the repository, a pattern below the root) can leave its folder."""
     p = PurePosixPath(text)
-    return p.is_absolute() or ".." in p.parts or "\\" in text
+    if p.is_absolute():
+        return not absolute_ok
+    return ".." in p.parts or "\\" in text
 
 
 class FileConnector:
