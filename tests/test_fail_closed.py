@@ -117,7 +117,8 @@ def test_a_missing_column_is_an_error(governed: Path, kfm: Runner) -> None:
     rewrite(governed, "2023-02", lambda b: b.replace(b",source,", b",src,", 1))
     code, out = process(kfm, "2023-02")
     assert code == 1
-    assert "COLUMN_MISSING: the source has no column source that the contract declares" in out
+    for name in sorted(p.name for p in (governed / UPSTREAM / "2023-02").glob("*.csv")):
+        assert f"COLUMN_MISSING: chunk 2023-02: 2023-02/{name} has no column source that the contract declares" in out
 
 
 def test_a_byte_order_mark_changes_nothing(governed: Path, kfm: Runner) -> None:

@@ -241,9 +241,9 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                 if drop.any():
                     metas[key] = drop_rows(path, drop, out_schema, geom_col, time_col, key, id_col)
     result.obligations_applied = obl.evidence(out_schema.names)
-    if norm.missing_columns:
-        result.findings.append(Finding("COLUMN_MISSING", "the source has no column "
-                                       + ", ".join(sorted(norm.missing_columns)) + " that the contract declares",
+    for source, missing in sorted(norm.missing_columns.items()):
+        result.findings.append(Finding("COLUMN_MISSING", f"chunk {chunk.key}: {source} has no column "
+                                       + ", ".join(sorted(missing)) + " that the contract declares",
                                        None, hint="fix the upstream delivery, or map it with a rename transform"))
     if qa.elsewhere:
         result.findings.append(Finding("OTHER_CHUNK", f"{qa.elsewhere} row(s) start in another chunk's partitions "

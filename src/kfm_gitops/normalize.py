@@ -153,7 +153,7 @@ class Normalizer:
         self.source: dict[str, Any] = dict(pipeline["source"])
         self.transforms: list[dict[str, Any]] = list(pipeline.get("transforms", []))
         self.geo_from: dict[str, Any] = dict(self.source.get("geometry") or {"from": "geojson"})
-        self.missing_columns: set[str] = set()
+        self.missing_columns: dict[str, set[str]] = {}  # source object -> contract columns it lacks
         # A row without the time that places it in a partition cannot be published anywhere.
         part_axis = dataset["partitioning"]["axis"]
         spec = dataset["time_axes"].get(part_axis, {})
@@ -198,7 +198,7 @@ class Normalizer:
                 if values.type != pa.string():
                     values = pc.cast(values, pa.string())
             else:
-                self.missing_columns.add(name)
+                self.missing_columns.setdefault(source, set()).add(name)
                 values = pa.nulls(n, pa.string())
             typed, failed = convert(values, col["type"])
             schema_bad |= failed
