@@ -111,6 +111,15 @@ def test_internal_error_is_exit_3_without_traceback(kfm: Runner, monkeypatch: py
     r = kfm("--debug", "plan", "validate", "--standalone", "valid/minimal.yml")
     assert r.code == 3
     assert "Traceback (most recent call last)" in r.err
+    r = kfm("plan", "validate", "--standalone", "valid/minimal.yml", "--debug")
+    assert (r.code, "Traceback (most recent call last)" in r.err) == (3, True)
+
+
+def test_after_a_double_dash_debug_is_a_file_name(kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(EXAMPLES)
+    r = kfm("plan", "validate", "--standalone", "--", "--debug")
+    assert r.code == 1
+    assert r.out.startswith("--debug: FILE_NOT_FOUND: no such file")
 
 
 def test_interrupt_is_exit_130(kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> None:

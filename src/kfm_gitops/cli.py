@@ -750,9 +750,11 @@ def _traceback() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("KFM_DEBUG") == "1"
-    if "--debug" in args[1:]:  # accepted anywhere on the line, not only before the command
-        args = ["--debug", *[a for a in args if a != "--debug"]]
+    options = args[:args.index("--")] if "--" in args else args  # after `--` every word is an argument
+    debug = "--debug" in options or os.environ.get("KFM_DEBUG") == "1"
+    if "--debug" in options[1:]:  # accepted anywhere on the line, not only before the command
+        rest = args[len(options):]
+        args = ["--debug", *[a for a in options if a != "--debug"], *rest]
     if debug:
         os.environ["KFM_DEBUG"] = "1"  # deeper layers that turn exceptions into findings show tracebacks too
     try:
