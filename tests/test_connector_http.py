@@ -479,12 +479,16 @@ def test_one_bad_url_does_not_stop_the_others(env: Env) -> None:
     ({"url": "file:///srv/{year}.csv"}, ["the url 'file:///srv/2023.csv' is not http:// or https://"]),
     ({"url": "/srv/{year}.csv"}, ["the url '/srv/2023.csv' is not http:// or https://"]),
     ({"url": "BASE/files/{year}-{month}/"}, ["the url 'BASE/files/2023-03/' ends in '/': give params.name"]),
-    ({"url": "BASE/files/{nope}.csv"}, ["template 'BASE/files/{nope}.csv': KeyError('nope') is not a placeholder "
-                                        "(use {year} {month} {day} {quarter} {week} {isoyear} {key} {start} {end}; "
-                                        "double a literal brace)"]),
-    ({"url": "BASE/files/{year.csv"}, ["template 'BASE/files/{year.csv': ValueError(\"expected '}' before end of "
-                                       "string\") is not a placeholder (use {year} {month} {day} {quarter} {week} "
-                                       "{isoyear} {key} {start} {end}; double a literal brace)"]),
+    ({"url": "BASE/files/{nope}.csv"}, ["template 'BASE/files/{nope}.csv': '{nope}' is not a placeholder; "
+                                        "placeholders: {year} {month} {day} {quarter} {week} {isoyear} {key} {start} "
+                                        "{end}"]),
+    ({"url": "BASE/files/{yeer}.csv"}, ["template 'BASE/files/{yeer}.csv': '{yeer}' is not a placeholder (did you "
+                                        "mean '{year}'?); placeholders: {year} {month} {day} {quarter} {week} "
+                                        "{isoyear} {key} {start} {end}"]),
+    ({"url": "BASE/files/{year}.csv", "name": "{year.csv"},
+     ["template '{year.csv': a '{' is not closed; write '{{' or '}}' for a literal brace"]),
+    ({"url": "BASE/files/{year.csv"}, ["template 'BASE/files/{year.csv': a '{' is not closed; write '{{' or '}}' "
+                                       "for a literal brace"]),
     ({"url": "http://user:secret@127.0.0.1/{year}.csv"},
      ["the url 'http://user:secret@127.0.0.1/2023.csv' carries credentials, which would be recorded in the "
       "acquisition manifest"]),

@@ -21,6 +21,7 @@ from kfm_gitops.periods import (
     PeriodError,
     get_zone,
     is_boundary,
+    iso_exact,
     key_of,
     parse_key,
     parse_timestamp,
@@ -526,3 +527,86 @@ _HOST_LOCALTIME = any(os.path.exists(os.path.join(d, "localtime")) for d in zone
 def test_get_zone_rejects_the_host_local_zone() -> None:
     with pytest.raises(PeriodError):
         get_zone("localtime")
+
+
+# --- the edges of what a timestamp can be -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("9999-12-31T23:00:00-05:00", "'9999-12-31T23:00:00-05:00' is out of the supported range "
+                                      "(0002-01-01T00:00:00Z..9998-12-31T00:00:00Z)"),
+        ("0001-01-01T00:00:00+05:00", "'0001-01-01T00:00:00+05:00' is out of the supported range "
+                                      "(0002-01-01T00:00:00Z..9998-12-31T00:00:00Z)"),
+        ("9999-12-31T23:59:59.999999Z", "'9999-12-31T23:59:59.999999Z' is out of the supported range "
+                                        "(0002-01-01T00:00:00Z..9998-12-31T00:00:00Z)"),
+        ("0001-12-31T23:59:59Z", "'0001-12-31T23:59:59Z' is out of the supported range "
+                                 "(0002-01-01T00:00:00Z..9998-12-31T00:00:00Z)"),
+        ("9998-12-31T00:00:00.000001Z", "'9998-12-31T00:00:00.000001Z' is out of the supported range "
+                                        "(0002-01-01T00:00:00Z..9998-12-31T00:00:00Z)"),
+        ("2023-01-01T00:00:00+25:00", "'2023-01-01T00:00:00+25:00': offset +25:00 is out of range (-23:59..+23:59)"),
+        ("2023-01-01T00:00:00-24:00", "'2023-01-01T00:00:00-24:00': offset -24:00 is out of range (-23:59..+23:59)"),
+        ("2023-01-01T00:00:00+05:60", "'2023-01-01T00:00:00+05:60': offset +05:60 is out of range (-23:59..+23:59)"),
+        ("2023-01-01T00:00:00.000000001Z", "'2023-01-01T00:00:00.000000001Z' is more precise than a microsecond "
+                                           "(at most 6 fractional digits)"),
+        ("2023-03-31T23:59:59.9999995Z", "'2023-03-31T23:59:59.9999995Z' is more precise than a microsecond "
+                                         "(at most 6 fractional digits)"),
+    ],
+)
+def test_parse_timestamp_refuses_what_it_cannot_hold_exactly(text: str, message: str) -> None:
+    with pytest.raises(PeriodError) as info:
+        parse_timestamp(text)
+    assert str(info.value) == message
+    assert "timedelta" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("0002-01-01T00:00:00Z", datetime(2, 1, 1, tzinfo=UTC)),
+        ("0002-01-01T05:00:00+05:00", datetime(2, 1, 1, tzinfo=UTC)),
+        ("9998-12-31T00:00:00Z", datetime(9998, 12, 31, tzinfo=UTC)),
+        ("9998-12-30T19:00:00-05:00", datetime(9998, 12, 31, tzinfo=UTC)),
+        ("2023-01-01T00:00:00+23:59", at(2022, 12, 31, 0, 1)),
+        ("2023-01-01T00:00:00.123456000Z", at(2023, 1, 1) + timedelta(microseconds=123456)),  # nothing is lost
+    ],
+)
+def test_parse_timestamp_accepts_the_edges_of_the_range(text: str, instant: datetime) -> None:
+    assert parse_timestamp(text) == instant
+
+
+# Fixed offsets at the extremes (a real zone's rules in year 2 are its local mean time, not today's offset).
+ZONES_AT_THE_EXTREMES = ["UTC", "Etc/GMT-14", "Etc/GMT+12", "Asia/Tokyo", "America/Chicago"]
+
+
+@pytest.mark.parametrize("zone", ZONES_AT_THE_EXTREMES)
+@pytest.mark.parametrize("mode", MODES)
+def test_periods_at_the_edges_of_the_range_do_not_overflow(zone: str, mode: Mode) -> None:
+    z = get_zone(zone)
+    first, last = datetime(2, 1, 1, tzinfo=UTC), datetime(9998, 12, 31, tzinfo=UTC)
+    for start, end in ((first, first + timedelta(days=1)), (last - timedelta(days=1), last)):
+        ps = periods(start, end, mode, z)
+        assert ps and ps[0].start == start and ps[-1].end == end
+        for t in (start, end):
+            is_boundary(t, mode, z)
+        unclipped = periods(start, end, mode, z, clip=False)
+        assert unclipped[0].start <= start and unclipped[-1].end >= end
+
+
+@pytest.mark.parametrize(("key", "zone"), [("0001", "Asia/Tokyo"), ("0001-01-01", "Asia/Kolkata"),
+                                           ("9999", "UTC"), ("9999-12", "UTC"), ("9999-Q4", "Etc/GMT+12"),
+                                           ("9999-W52", "UTC"), ("9999-12-31", "Asia/Tokyo")])
+def test_period_of_a_key_out_of_range_is_a_period_error(key: str, zone: str) -> None:
+    with pytest.raises(PeriodError, match="out of the supported range"):
+        period_of_key(key, get_zone(zone))
+
+
+def test_a_period_shows_its_fraction_of_a_second() -> None:
+    end = at(2023, 3, 31, 23, 59) + timedelta(seconds=59, microseconds=999999)
+    (p,) = periods(at(2023, 3, 1), end, "monthly", UTC)
+    assert p.as_dict() == {"key": "2023-03", "mode": "monthly", "start": "2023-03-01T00:00:00Z",
+                           "end": "2023-03-31T23:59:59.999999Z"}
+    assert iso_exact(at(2023, 1, 1) + timedelta(milliseconds=250)) == "2023-01-01T00:00:00.25Z"
+    assert iso_exact(at(2023, 1, 1)) == "2023-01-01T00:00:00Z"
+    assert iso_exact(datetime(2, 1, 1, tzinfo=UTC)) == "0002-01-01T00:00:00Z"  # the year padded to 4 digits

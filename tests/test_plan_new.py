@@ -29,8 +29,8 @@ def test_plan_new_writes_a_valid_commented_plan(governed: Path, kfm: Runner) -> 
 
 
 def test_plan_new_without_reviewers_says_what_to_do(governed: Path, kfm: Runner) -> None:
-    r = kfm("plan", "new", "ks_storm_reports", "--window", "2023-03-01/2023-04-01", "--chunking", "monthly",
-            "--reason", "Gap fill")
+    r = kfm("plan", "new", "ks_storm_reports", "--window", "2023-03-01T00:00:00Z/2023-04-01T00:00:00Z", "--chunking",
+            "monthly", "--reason", "Gap fill")
     assert r.code == 0
     assert "to do before review:" in r.out
     assert "SCHEMA_VALUE: reviewers is empty" in r.out
@@ -45,11 +45,12 @@ def test_plan_new_refuses_bad_input(governed: Path, kfm: Runner) -> None:
             "--chunking", "monthly", "--reason", "x")
     assert r.code == 2
     assert "has no UTC offset" in r.err
-    r = kfm("plan", "new", "no_such_dataset", "--window", "2023-03-01/2023-04-01", "--chunking", "monthly",
-            "--reason", "x")
+    r = kfm("plan", "new", "no_such_dataset", "--window", "2023-03-01T00:00:00Z/2023-04-01T00:00:00Z", "--chunking",
+            "monthly", "--reason", "x")
     assert r.code == 1
     assert "DATASET_NOT_FOUND" in r.err
-    r = kfm("plan", "new", "../etc", "--window", "2023-03-01/2023-04-01", "--chunking", "monthly", "--reason", "x")
+    r = kfm("plan", "new", "../etc", "--window", "2023-03-01T00:00:00Z/2023-04-01T00:00:00Z", "--chunking", "monthly",
+            "--reason", "x")
     assert r.code == 1
     assert "is not a slug" in r.err
     assert sorted(p.name for p in (governed / "plans/ks_storm_reports").iterdir()) == [
@@ -57,8 +58,8 @@ def test_plan_new_refuses_bad_input(governed: Path, kfm: Runner) -> None:
 
 
 def test_plan_new_defaults_to_the_committer(governed: Path, kfm: Runner) -> None:
-    r = kfm("plan", "new", "ks_storm_reports", "--window", "2023-03-01/2023-04-01", "--chunking", "quarterly",
-            "--reason", "Reprocess Q1", "--reviewer", "steward-kim")
+    r = kfm("plan", "new", "ks_storm_reports", "--window", "2023-03-01T00:00:00Z/2023-04-01T00:00:00Z", "--chunking",
+            "quarterly", "--reason", "Reprocess Q1", "--reviewer", "steward-kim")
     rel = r.out.splitlines()[0].removeprefix("wrote ")
     text = (governed / rel).read_text()
     assert 'requested_by: "steward@example.org"' in text

@@ -136,7 +136,10 @@ def local_midnight_utc(day: date, zone: tzinfo) -> datetime:
     Where midnight does not exist (a DST jump at 00:00), the day begins at the jump, which is what
     fold=0 on the wall time before the jump yields.
     """
-    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+    try:
+        return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise PeriodError(f"the local day {day.isoformat()} is out of the supported range ({SUPPORTED})") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +150,20 @@ class Period:
     end: datetime  # UTC, exclusive
 
     def as_dict(self) -> dict[str, str]:
-        return {"key": self.key, "mode": self.mode, "start": iso_utc(self.start), "end": iso_utc(self.end)}
+        return {"key": self.key, "mode": self.mode, "start": iso_exact(self.start), "end": iso_exact(self.end)}
 
 
 def iso_utc(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The instant in UTC to the whole second, as records and receipts write it."""
+    # isoformat, not strftime: strftime's %Y does not pad years before 1000 on every platform.
+    return t.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
+
+
+def iso_exact(t: datetime) -> str:
+    """The instant in UTC with its fraction of a second, if it has one: what a message shows."""
+    u = t.astimezone(UTC)
+    fraction = f".{u.microsecond:06d}".rstrip("0") if u.microsecond else ""
+    return iso_utc(u)[:-1] + fraction + "Z"
 
 
 def local_day(t: datetime, zone: tzinfo) -> date:
@@ -193,25 +205,47 @@ def periods(start: datetime, end: datetime, mode: Mode, zone: tzinfo, *, limit: 
 
 def period_of_key(key: str, zone: tzinfo) -> Period:
     mode, day = parse_key(key)
-    return Period(key, mode, local_midnight_utc(day, zone), local_midnight_utc(next_start(day, mode), zone))
+    try:
+        nxt = next_start(day, mode)
+    except (OverflowError, ValueError) as exc:
+        raise PeriodError(f"the period {key} is out of the supported range ({SUPPORTED})") from exc
+    return Period(key, mode, local_midnight_utc(day, zone), local_midnight_utc(nxt, zone))
 
+
+# The instants a plan may name. Every period holding one, in any timezone (offsets under a day) and any mode, begins
+# and ends inside what a datetime can hold: a yearly period around 0002-01-01 begins no earlier than 0001-01-01 local,
+# one around 9998-12-31 ends no later than 9999-01-01 local.
+MIN_INSTANT = datetime(2, 1, 1, tzinfo=UTC)
+MAX_INSTANT = datetime(9998, 12, 31, tzinfo=UTC)
+SUPPORTED = f"{iso_utc(MIN_INSTANT)}..{iso_utc(MAX_INSTANT)}"
 
 _TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?")
 
 
 def parse_timestamp(text: str) -> datetime:
-    """An RFC 3339 timestamp that must carry an explicit offset ('Z' or +hh:mm)."""
+    """An RFC 3339 timestamp that must carry an explicit offset ('Z' or +hh:mm), exact to the microsecond and
+    between MIN_INSTANT and MAX_INSTANT."""
     if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         raise NaiveTimestamp(f"{text!r} is a date with no time and no UTC offset")
-    if not _TIMESTAMP.fullmatch(text):
+    m = _TIMESTAMP.fullmatch(text)
+    if not m:
         raise PeriodError(f"{text!r} is not an RFC 3339 timestamp (like 2023-01-01T00:00:00Z)")
+    fraction, offset = m[2], m[3]
+    if fraction is not None and fraction[7:].strip("0"):
+        # datetime holds microseconds and would silently drop the rest, moving the instant.
+        raise PeriodError(f"{text!r} is more precise than a microsecond (at most 6 fractional digits)")
+    if offset is not None and offset not in "Zz" and (int(offset[1:3]) > 23 or int(offset[4:6]) > 59):
+        raise PeriodError(f"{text!r}: offset {offset} is out of range (-23:59..+23:59)")
     try:
         t = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
     except ValueError as exc:
         raise PeriodError(f"{text!r} is not a valid timestamp: {exc}") from exc
     if t.tzinfo is None:
         raise NaiveTimestamp(f"{text!r} has no UTC offset")
+    # Aware comparisons subtract the offsets as timedeltas: no datetime past year 9999 is ever built.
+    if not MIN_INSTANT <= t <= MAX_INSTANT:
+        raise PeriodError(f"{text!r} is out of the supported range ({SUPPORTED})")
     return t
 
 
