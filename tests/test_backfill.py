@@ -245,8 +245,8 @@ def test_quickstart(tmp_path: Path, kfm: Runner) -> None:
     versions = sorted(p.name for p in (root / "releases" / SLUG).iterdir() if p.name != "runs")
     assert versions == sorted(p.name for p in (again / "releases" / SLUG).iterdir() if p.name != "runs")
     assert len(versions) == 2
-    assert "   9 bad records in QUARANTINE: 1 DUPLICATE_ID, 2 GEOMETRY_INVALID, 1 GEOMETRY_OVERPRECISE, 1 OUT_OF_EXTENT, " \
-           "1 OUT_OF_WINDOW, 3 SCHEMA_INVALID" in lines
+    assert ("   9 bad records in QUARANTINE: 1 DUPLICATE_ID, 2 GEOMETRY_INVALID, 1 GEOMETRY_OVERPRECISE, "
+            "1 OUT_OF_EXTENT, 1 OUT_OF_WINDOW, 3 SCHEMA_INVALID") in lines
     assert any(line.startswith("   (the HASH_MISMATCH warning is expected") for line in lines)
     # the README quotes these ids as the ones every machine gets: they must be the real ones
     readme = (PROJECT / "README.md").read_text()

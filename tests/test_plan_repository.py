@@ -165,3 +165,26 @@ def test_unknown_dataset_in_its_own_folder(governed: Path, kfm: Runner) -> None:
     (governed / "plans/ks_tornadoes/p.yml").write_text(text)
     r = kfm("plan", "validate", "plans/ks_tornadoes/p.yml")
     assert codes(r.out) == ["PLAN_UNKNOWN_DATASET"]
+
+
+@pytest.mark.parametrize(("added", "message"), [
+    ("{type: remove_attributes, params: {fields: [report_id]}}", "remove_attributes cannot remove report_id"),
+    ("{type: redact_fields, params: {fields: [reporter]}}", "remove_attributes names 'reporter', which the contract "
+     "does not declare"),
+    ("{type: min_count_threshold, params: {min_count: 3, group_by: [nope]}}", "min_count_threshold groups by ['nope']"),
+])
+def test_an_obligation_the_data_cannot_take_is_found_at_its_line(governed: Path, kfm: Runner, added: str,
+                                                                message: str) -> None:
+    rel = write_variant(governed, "inapplicable", ("  obligations:\n", f"  obligations:\n    - {added}\n"))
+    r = kfm("plan", "validate", rel)
+    assert r.code == 1
+    assert f"{rel}:27:7: PLAN_OBLIGATION_INAPPLICABLE: {message}" in r.out, r.out
+
+
+def test_obligations_that_conflict_are_found_on_the_list(governed: Path, kfm: Runner) -> None:
+    rel = write_variant(governed, "conflict", ("  obligations:\n", "  obligations:\n"
+                        "    - {type: remove_attributes, params: {fields: [county]}}\n"
+                        "    - {type: min_count_threshold, params: {min_count: 3, group_by: [county]}}\n"))
+    r = kfm("plan", "validate", rel)
+    assert r.code == 1
+    assert f"{rel}:27:5: PLAN_OBLIGATION_INAPPLICABLE: min_count_threshold groups by ['county']" in r.out, r.out

@@ -195,4 +195,7 @@ def test_an_obligation_that_cannot_apply_is_a_finding(governed: Path, kfm: Runne
     commit_all(governed, "remove the id")
     r = kfm("backfill", "run", FIRST_PLAN, "--yes", "--chunk", "2023-01")
     assert r.code == 1
-    assert "OBLIGATION_INAPPLICABLE: remove_attributes cannot remove report_id" in r.out
+    # refused with the plan, at its line, before any chunk runs
+    assert (f"{FIRST_PLAN}:27:7: PLAN_OBLIGATION_INAPPLICABLE: remove_attributes cannot remove report_id"
+            in r.err)
+    assert not (governed / "releases" / "ks_storm_reports" / "runs").exists()

@@ -116,9 +116,8 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                                        None, hint="resolve the licence, rights or sensitivity; the chunk is "
                                        "quarantined whole"))
         return _refused(result, contract, chunk, denied, [])
-    protected = (id_col, *[c for spec in axes.values() for c in spec.values()])
-    obl, problems = Obligations.build(list(obligations if obligations is not None else contract.obligations),
-                                      [c["name"] for c in dataset["schema"]["columns"]], geom_col, protected)
+    obl, problems = Obligations.for_dataset(list(obligations if obligations is not None else contract.obligations),
+                                            dataset)
     if problems:
         result.findings.extend(problems)
         return _refused(result, contract, chunk, ["OBLIGATION_INAPPLICABLE"], [p.message for p in problems])

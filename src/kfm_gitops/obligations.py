@@ -63,6 +63,15 @@ class Obligations:
     smallest_group: int | None = None
 
     @classmethod
+    def for_dataset(cls, obligations: list[dict[str, Any]], dataset: dict[str, Any]
+                    ) -> tuple[Obligations, list[Finding]]:
+        """``build`` for a dataset contract: its declared columns, geometry column, and the id and time-axis
+        columns no obligation may remove."""
+        schema = dataset["schema"]
+        protected = (schema["id_column"], *[c for spec in dataset["time_axes"].values() for c in spec.values()])
+        return cls.build(obligations, [c["name"] for c in schema["columns"]], schema["geometry"]["column"], protected)
+
+    @classmethod
     def build(cls, obligations: list[dict[str, Any]], columns: list[str], geometry_column: str,
               protected: tuple[str, ...]) -> tuple[Obligations, list[Finding]]:
         items = [normalized(o) for o in obligations]

@@ -21,13 +21,15 @@ from kfm_gitops.findings import Finding
 from kfm_gitops.identity import VERSION_PLACEHOLDER, IdentityError, parse_version_id
 from kfm_gitops.periods import (
     COARSENESS,
+    MAX_INSTANT,
+    MIN_INSTANT,
     Mode,
     NaiveTimestamp,
     Period,
     PeriodError,
     get_zone,
     is_boundary,
-    iso_utc,
+    iso_exact,
     local_day,
     local_midnight_utc,
     next_start,
@@ -122,10 +124,13 @@ def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
     if start is not None and end is not None:
         if start >= end:
             out.append(Finding("PLAN_WINDOW_EMPTY",
-                               f"window.start {iso_utc(start)} is not before window.end {iso_utc(end)}",
+                               f"window.start {iso_exact(start)} is not before window.end {iso_exact(end)}",
                                doc.locate(("window", "end")), hint="the window is half-open: [start, end)"))
         elif zone is not None and mode in COARSENESS:
-            n_chunks = len(periods(start, end, cast(Mode, mode), zone, limit=MAX_CHUNKS))
+            try:
+                n_chunks = len(periods(start, end, cast(Mode, mode), zone, limit=MAX_CHUNKS))
+            except PeriodError as exc:  # not expected inside the supported range; a finding if it ever is
+                out.append(Finding("PLAN_TIMESTAMP", str(exc), doc.locate(("window",))))
             if n_chunks > MAX_CHUNKS:
                 out.append(Finding("PLAN_TOO_MANY_CHUNKS",
                                    f"{mode} chunking of this window gives more than {MAX_CHUNKS} chunks",
@@ -269,11 +274,12 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
         if not is_boundary(t, p_mode, zone):
             before = local_midnight_utc(period_start(local_day(t, zone), p_mode), zone)
             after = local_midnight_utc(next_start(period_start(local_day(t, zone), p_mode), p_mode), zone)
+            usable = [iso_exact(b) for b in (before, after) if MIN_INSTANT <= b <= MAX_INSTANT]
             out.append(Finding("PLAN_WINDOW_NOT_ALIGNED",
-                               f"window.{key} {iso_utc(t)} is not on a {p_mode} partition boundary in "
+                               f"window.{key} {iso_exact(t)} is not on a {p_mode} partition boundary in "
                                f"{part['timezone']}",
                                doc.locate(("window", key)),
-                               hint=f"use {iso_utc(before)} or {iso_utc(after)}"))
+                               hint=f"use {' or '.join(usable)}" if usable else None))
     for i, item in enumerate(doc.data.get("expected_outputs", [])):
         k_mode, _ = parse_key(item["partition"])
         if k_mode != p_mode:
@@ -283,8 +289,11 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
         else:
             from kfm_gitops.periods import period_of_key
 
-            p = period_of_key(item["partition"], zone)
-            if p.start < plan.start or p.end > plan.end:
+            try:
+                p = period_of_key(item["partition"], zone)
+            except PeriodError:  # a period past the supported range cannot be inside the window
+                p = None
+            if p is None or p.start < plan.start or p.end > plan.end:
                 out.append(Finding("PLAN_EXPECTED_OUTPUT", f"partition {item['partition']} is outside the window",
                                    doc.locate(("expected_outputs", i, "partition"))))
     vocab = config.vocab
@@ -300,6 +309,7 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
                                f"the dataset's obligation {ob['type']} {ob.get('params', {})} is missing from the plan",
                                doc.locate(("governance", "obligations")),
                                hint="copy the contract's obligations into the plan; a plan may only add to them"))
+    out.extend(_inapplicable(doc, plan, contract.dataset.data))
     releases = config.releases_dir() / plan.slug
     if plan.prior_version != FIRST_RELEASE:
         if not (releases / plan.prior_version).is_dir():
@@ -307,13 +317,49 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
                                f"prior version {plan.prior_version} does not exist under releases/{plan.slug}/",
                                doc.locate(("rollback", "prior_dataset_version_id")),
                                hint='name an existing version, or "" for a first release'))
-    elif releases.is_dir() and any(
-        p.is_dir() and p.name != "runs" and (p / "promotion-manifest.json").is_file() for p in releases.iterdir()
-    ):
+    elif others := _versions_of_other_plans(config.root, releases, plan.path):
         out.append(Finding("PLAN_PRIOR_VERSION",
-                           f"this plan says first release, but versions of {plan.slug} exist under releases/",
+                           f"this plan says first release, but versions of {plan.slug} made by other plans exist "
+                           f"under releases/ ({', '.join(others)})",
                            doc.locate(("rollback", "prior_dataset_version_id")), severity="warning",
                            hint="name the version published now as the base, or this backfill drops its partitions"))
+    return out
+
+
+def _inapplicable(doc: _yaml.Document, plan: Plan, dataset: dict[str, Any]) -> list[Finding]:
+    """Obligations the contract's data cannot take (a column it lacks, the id removed, a group of a removed
+    column): found here, at their line, rather than when a chunk runs."""
+    from kfm_gitops.obligations import Obligations
+
+    out: list[Finding] = []
+    seen: set[str] = set()
+    for i, ob in enumerate(plan.obligations):
+        for f in Obligations.for_dataset([ob], dataset)[1]:
+            seen.add(f.message)
+            out.append(Finding("PLAN_OBLIGATION_INAPPLICABLE", f.message,
+                               doc.locate(("governance", "obligations", i)), hint=f.hint))
+    for f in Obligations.for_dataset(list(plan.obligations), dataset)[1]:
+        if f.message not in seen:
+            out.append(Finding("PLAN_OBLIGATION_INAPPLICABLE", f.message, doc.locate(("governance", "obligations")),
+                               hint=f.hint))
+    return out
+
+
+def _versions_of_other_plans(root: Path, releases: Path, plan_path: Path) -> list[str]:
+    """The versions under ``releases`` that another plan made (a first-release plan's own version is no reason to
+    warn it)."""
+    import json
+    import os
+
+    mine = os.path.relpath(plan_path.resolve(), root.resolve()).replace(os.sep, "/")
+    out = []
+    for manifest in sorted(releases.glob("*/promotion-manifest.json")) if releases.is_dir() else []:
+        try:
+            made_by = json.loads(manifest.read_text(encoding="utf-8")).get("plan")
+        except (OSError, ValueError):
+            made_by = None
+        if made_by != mine:
+            out.append(manifest.parent.name)
     return out
 
 
@@ -429,6 +475,11 @@ def _yaml_flow(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
+def _as_written(t: datetime) -> str:
+    """The timestamp as the template writes it: 'Z' for UTC, else its own offset; its fraction of a second kept."""
+    return iso_exact(t) if t.utcoffset() == UTC.utcoffset(None) else t.isoformat()
+
+
 def render_template(*, slug: str, path: str, reason: str, requested_by: str, reviewers: list[str], time_axis: str,
                     start: datetime, end: datetime, mode: str, parallelism: int, timezone: str, terms: str,
                     label: str, obligations: list[dict[str, Any]], prior: str) -> str:
@@ -436,30 +487,32 @@ def render_template(*, slug: str, path: str, reason: str, requested_by: str, rev
     obs = "".join(f"\n    - {_yaml_flow(o)}" for o in obligations) if obligations else " []"
     return TEMPLATE.format(
         slug=slug, path=path, reason=_yaml_str(reason), requested_by=_yaml_str(requested_by), reviewers=rev,
-        time_axis=time_axis, start=iso_utc(start) if start.utcoffset() == UTC.utcoffset(None) else start.isoformat(),
-        end=iso_utc(end) if end.utcoffset() == UTC.utcoffset(None) else end.isoformat(), mode=mode,
+        time_axis=time_axis, start=_as_written(start), end=_as_written(end), mode=mode,
         parallelism=parallelism, timezone=timezone, terms=_yaml_str(terms), label=label, obligations=obs,
         placeholder=VERSION_PLACEHOLDER, prior=prior,
     )
 
 
 def parse_window(text: str) -> tuple[datetime, datetime]:
-    """START/END, each an RFC 3339 timestamp with an offset, or a date (taken as midnight UTC)."""
+    """START/END, each an RFC 3339 timestamp with an explicit offset: a date alone is refused, since which
+    timezone's midnight it means is exactly what a plan must say."""
     from kfm_gitops.errors import UsageError
 
+    example = "e.g. --window 2023-01-01T00:00:00Z/2023-04-01T00:00:00Z"
     if text.count("/") != 1:
-        raise UsageError(f"--window {text!r} is not START/END",
-                         hint="e.g. --window 2023-01-01T00:00:00Z/2023-04-01T00:00:00Z")
+        raise UsageError(f"--window {text!r} is not START/END", hint=example)
     out: list[datetime] = []
     for part in text.split("/"):
         part = part.strip()
-        if len(part) == 10:
-            part += "T00:00:00Z"
         try:
             out.append(parse_timestamp(part))
+        except NaiveTimestamp as exc:
+            utc = f"{part}T00:00:00Z" if len(part) == 10 else f"{part}Z"
+            raise UsageError(f"--window: {exc}: timestamps need an explicit offset",
+                             hint=f"write {utc} for UTC, or the offset you mean, as in "
+                             f"{utc[:-1]}-06:00") from exc
         except PeriodError as exc:
-            raise UsageError(f"--window: {exc}",
-                             hint="write timestamps with an offset, e.g. 2023-01-01T00:00:00Z") from exc
+            raise UsageError(f"--window: {exc}", hint=example) from exc
     return out[0], out[1]
 
 
