@@ -268,3 +268,32 @@ def test_store_push_and_pull_a_version_folder(governed: Path, tmp_path: Path, kf
     r = kfm("store", "push", "releases/nothing-here", "--to", shared)
     assert r.code == 1
     assert "is neither a dataset slug nor a version folder" in r.err
+
+
+def test_ctrl_c_during_the_roll_up_lands_the_version_and_the_plan_id_together(
+        governed: Path, kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kfm_gitops.backfill as bf
+
+    real = bf.set_expected_version
+
+    def interrupted_first(path: Path, version: str) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C after the version folder, before the plan's id
+        real(path, version)
+
+    monkeypatch.setattr(bf, "set_expected_version", interrupted_first)
+    r = kfm("backfill", "run", FIRST_PLAN, "--yes")
+    assert r.code == 130
+    version = version_of(governed)  # the plan got its id although Ctrl-C came first
+    assert (governed / "releases" / SLUG / version / "promotion-manifest.json").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
+
+
+def test_interrupts_are_held_back_and_then_delivered() -> None:
+    from kfm_gitops._fs import interrupts_deferred
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("after the signal")
+    assert steps == ["after the signal"]

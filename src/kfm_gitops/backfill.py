@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfm_gitops._fs import RepoLock, atomic_write, fsync_dir
+from kfm_gitops._fs import RepoLock, atomic_write, fsync_dir, interrupts_deferred
 from kfm_gitops.acquire import Frozen, fetch_chunk, freeze, plan_params, plan_terms, write_run
 from kfm_gitops.chunk import ChunkResult, clean, process_chunk
 from kfm_gitops.config import Config
@@ -280,11 +280,12 @@ def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun]
     folder = config.root / "releases" / slug / version
     result.version = version
     result.version_folder = folder.relative_to(config.root).as_posix()
-    if folder.exists():
-        result.notes.append(f"version {version} exists already: reused")
-    else:
-        write_version(config, plan, contract, runs, frozen, version, base, parts, folder, decision)
-    set_expected_version(plan.path, version)
+    with interrupts_deferred():  # the version folder and the plan's id land together
+        if folder.exists():
+            result.notes.append(f"version {version} exists already: reused")
+        else:
+            write_version(config, plan, contract, runs, frozen, version, base, parts, folder, decision)
+        set_expected_version(plan.path, version)
 
 
 def write_version(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun], frozen: Frozen,
