@@ -154,3 +154,12 @@ def test_a_slug_is_never_a_path(governed: Path, kfm: Runner, tmp_path: Path) -> 
     assert r.code == 1
     assert "DATASET_NOT_FOUND: '../../etc' is not a slug" in r.err
     assert "sha256:" not in r.out
+
+
+def test_a_manifest_that_is_not_json_is_located(governed: Path, kfm: Runner) -> None:
+    assert kfm("acquire", FIRST_PLAN, "--chunk", "2023-01").code == 0
+    (manifest,) = (governed / "data" / "raw" / SLUG).glob("2023-01.*.json")
+    manifest.write_text('{\n  "acquisition_id": oops\n}\n')
+    r = kfm("raw", "verify")
+    assert r.code == 1
+    assert f"{manifest.relative_to(governed)}:2:21: MANIFEST_INVALID: not JSON: Expecting value" in r.out

@@ -407,8 +407,13 @@ def verify_raw(config: Config, store: Store, slugs: list[str], jobs: int | None 
                 continue
             try:
                 doc = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                findings.append(Finding("MANIFEST_INVALID", f"not JSON: {exc.msg}",
+                                        Location(shown, exc.lineno, exc.colno), hint="restore the manifest from git"))
+                continue
             except (OSError, ValueError) as exc:
-                findings.append(Finding("MANIFEST_INVALID", f"unreadable: {exc}", Location(shown)))
+                findings.append(Finding("MANIFEST_INVALID", f"unreadable: {exc}", Location(shown),
+                                        hint="restore the manifest from git"))
                 continue
             problems = check_manifest(path, doc, slug)
             findings.extend(problems)
