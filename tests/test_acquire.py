@@ -289,3 +289,13 @@ def test_operational_params_do_not_change_the_acquisition(governed: Path, kfm: R
     assert r.code == 0
     assert " reused " in r.out
     assert manifests(governed) == before
+
+
+def test_an_html_page_in_place_of_a_csv_is_refused(governed: Path, kfm: Runner) -> None:
+    page = b"\xef\xbb\xbf\n  <!DOCTYPE html><html><body>Service unavailable</body></html>\n"
+    (governed / UPSTREAM / "2023-01" / "reports-2023-01-29.csv").write_bytes(page)
+    r = kfm("acquire", FIRST_PLAN, "--chunk", "2023-01")
+    assert r.code == 1
+    assert ("UPSTREAM_ERROR_PAGE: 2023-01/reports-2023-01-29.csv is an HTML page, not text/csv data" in r.out
+            .replace(f"{UPSTREAM}/", "")), r.out
+    assert not (governed / RAW).exists()

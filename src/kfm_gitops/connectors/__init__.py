@@ -35,6 +35,15 @@ MEDIA_TYPES = {
 }
 
 
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def looks_like_html(head: bytes) -> bool:
+    """Whether the first bytes of a payload (after a BOM and whitespace) open an HTML page: an error or login page
+    delivered in place of data."""
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip()[:16].lower().startswith((b"<!doctype html", b"<html"))
+
+
 def media_type_of(name: str) -> str:
     suffix = Path(name).suffix.lower()
     if suffix in MEDIA_TYPES:

@@ -16,7 +16,17 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kfm_gitops.connectors import Context, FetchedObject, FetchResult, TemplateError, Window, expand, media_type_of
+from kfm_gitops.connectors import (
+    HTML_TYPES,
+    Context,
+    FetchedObject,
+    FetchResult,
+    TemplateError,
+    Window,
+    expand,
+    looks_like_html,
+    media_type_of,
+)
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.store import StoreError
 
@@ -122,4 +132,10 @@ class FileConnector:
         if st.st_size > max_bytes:
             return Finding("FILE_TOO_LARGE", f"{name} is {st.st_size} bytes, over the {max_bytes}-byte cap", loc,
                            hint="raise params.max_bytes in pipeline.yaml if this size is expected")
+        if media_type_of(name) not in HTML_TYPES:
+            with open(real, "rb") as fh:
+                head = fh.read(512)
+            if looks_like_html(head):
+                return Finding("UPSTREAM_ERROR_PAGE", f"{name} is an HTML page, not {media_type_of(name)} data", loc,
+                               hint="the upstream delivered an error or login page in its place; fetch it again")
         return None

@@ -30,14 +30,23 @@ from typing import IO, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from kfm_gitops import __version__
-from kfm_gitops.connectors import Context, FetchedObject, FetchResult, TemplateError, Window, expand, media_type_of
+from kfm_gitops.connectors import (
+    HTML_TYPES,
+    Context,
+    FetchedObject,
+    FetchResult,
+    TemplateError,
+    Window,
+    expand,
+    looks_like_html,
+    media_type_of,
+)
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.store import StoreError
 
 PARAMS = frozenset({"url", "name", "media_type", "timeout", "retries", "backoff", "max_bytes"})
 SCHEMES = frozenset({"http", "https"})
 GAP_STATUSES = frozenset({404, 410})  # the upstream has nothing for this period
-HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 READ = 1024 * 1024
 _SNIFF = 16  # bytes of the body, after leading whitespace, kept to recognise an HTML page
 _BOM = b"\xef\xbb\xbf"
@@ -225,7 +234,7 @@ class _Body:
             raise _Retry("UPSTREAM_TRUNCATED", f"the body ended after {self.received} of {self.declared} bytes")
 
     def looks_html(self) -> bool:
-        return self.head.lower().startswith((b"<!doctype html", b"<html"))
+        return looks_like_html(self.head)
 
 
 class HttpConnector:
