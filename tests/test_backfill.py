@@ -263,8 +263,10 @@ def test_store_push_and_pull_a_version_folder(governed: Path, tmp_path: Path, kf
     shared = str(tmp_path / "shared")
     r = kfm("store", "push", folder, "--to", shared)
     assert r.code == 0
-    # 5 partitions and the 20 RAW objects they were made from (the terms are not part of the version)
-    assert r.out.startswith("push: 25 object(s) copied, 0 already there")
+    # 5 partitions, the 20 RAW objects they were made from and the terms snapshot those were acquired under
+    assert r.out.startswith("push: 26 object(s) copied, 0 already there")
+    r = kfm("raw", "verify", "--store", shared)  # a store that received the version verifies the RAW zone
+    assert r.code == 0, r.out
     r = kfm("store", "push", "releases/nothing-here", "--to", shared)
     assert r.code == 1
     assert "is neither a dataset slug nor a version folder" in r.err
@@ -292,8 +294,7 @@ def test_interrupts_are_held_back_and_then_delivered() -> None:
     from kfm_gitops._fs import interrupts_deferred
 
     steps = []
-    with pytest.raises(KeyboardInterrupt):
-        with interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            steps.append("after the signal")
+    with pytest.raises(KeyboardInterrupt), interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        steps.append("after the signal")
     assert steps == ["after the signal"]

@@ -205,3 +205,25 @@ def test_a_backfill_that_changes_nothing_makes_no_new_version(governed: Path, kf
     assert r.code == 0, r.out
     assert f"note: the content equals the base version {v1}: no new version" in r.out
     assert sorted(p.name for p in (governed / "releases" / SLUG).iterdir() if p.name != "runs") == [v1]
+
+
+def test_an_edited_receipt_is_never_reused(governed: Path, kfm: Runner) -> None:
+    first_release(governed, kfm)
+    runs = governed / "releases" / SLUG / "runs"
+    march = next(p for p in runs.iterdir() if ".2023-03." in p.name) / "receipt.json"
+    april = next(p for p in runs.iterdir() if ".2023-04." in p.name) / "receipt.json"
+    april_partition = next(o for o in json.loads(april.read_text())["outputs"] if o["role"].startswith("partition:"))
+    doc = json.loads(march.read_text())
+    doc["outputs"].append({**april_partition, "role": "partition:2023-03"})  # March would serve April's rows
+    march.write_text(json.dumps(doc))
+    before = version_of(governed)
+    r = kfm("backfill", "run", FIRST_PLAN, "--yes")
+    assert r.code == 1
+    rel = march.relative_to(governed).as_posix()
+    assert f"{rel}: EVIDENCE_ALTERED: {rel} is committed evidence and differs from HEAD" in r.err
+    assert version_of(governed) == before
+    march.unlink()  # deleting evidence is no better
+    r = kfm("backfill", "run", FIRST_PLAN, "--yes")
+    assert r.code == 1 and "EVIDENCE_ALTERED" in r.err
+    git(governed, "checkout", "HEAD", "--", rel)
+    assert kfm("backfill", "run", FIRST_PLAN, "--yes").code == 0

@@ -210,6 +210,21 @@ def changed_paths(repo: Any, prefixes: list[str]) -> list[str]:
     return sorted(out)
 
 
+def altered_paths(repo: Any, prefixes: list[str]) -> list[str]:
+    """Tracked paths under ``prefixes`` whose content differs from HEAD (modified, deleted, renamed, type changed,
+    in the index or the working tree); new, untracked files do not count."""
+    pygit2 = _pygit2()
+    fs = pygit2.enums.FileStatus
+    new = fs.WT_NEW | fs.INDEX_NEW | fs.IGNORED
+    out = []
+    for path, flags in repo.status().items():
+        if flags == fs.CURRENT or not (flags & ~new):
+            continue
+        if any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes):
+            out.append(path)
+    return sorted(out)
+
+
 def committer_email(repo: Any) -> str | None:
     sig = signature(repo)
     return None if sig.email == FALLBACK_EMAIL else str(sig.email)

@@ -85,6 +85,13 @@ def freeze(config: Config, plan: Plan, contract: Contract) -> Frozen:
             [Finding("INPUTS_UNCOMMITTED", f"{p} differs from HEAD", Location(p),
                      hint="commit it (or restore it) before a real run") for p in changed],
             "refusing to run from uncommitted inputs: a run that cannot be reproduced cannot be promoted")
+    evidence = [f"data/raw/{contract.slug}", f"releases/{contract.slug}"]
+    altered = _git.altered_paths(repo, evidence)
+    if altered:
+        raise FindingsError(
+            [Finding("EVIDENCE_ALTERED", f"{p} is committed evidence and differs from HEAD", Location(p),
+                     hint=f"evidence is append-only: restore it with `git checkout HEAD -- {p}`") for p in altered],
+            "refusing to run on altered evidence: acquisitions, run folders and versions are never edited or deleted")
     return Frozen(commit, _git.committer_email(repo))
 
 

@@ -464,12 +464,24 @@ def process_acquired(config: Config, plan: Plan, key: str, store: Store) -> tupl
 
 
 def version_digests(folder: Path) -> set[str]:
-    """Every object a version needs: its partitions and the RAW objects they were made from."""
+    """Every object a version needs: its partitions, the RAW objects they were made from, and the terms snapshots
+    of the acquisitions that hold those (so that `kfm raw verify` passes on a store that received the version)."""
+    from kfm_gitops.acquire import read_manifests
+
     doc = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     out: set[str] = set()
+    raw: set[str] = set()
     for p in doc.get("partitions", []):
         out.add(p["processed"])
-        out.update(p.get("raw", []))
+        raw.update(p.get("raw", []))
+    out |= raw
+    root = folder.resolve().parent.parent.parent  # <root>/releases/<slug>/<version>
+    for _, manifest in read_manifests(root, str(doc.get("dataset_slug", ""))):
+        try:
+            if raw & {o["digest"] for o in manifest["objects"]}:
+                out.add(manifest["terms"]["digest"])
+        except (KeyError, TypeError):
+            continue  # `kfm raw verify` reports malformed manifests
     return out
 
 
