@@ -276,7 +276,7 @@ def test_ctrl_c_during_the_roll_up_lands_the_version_and_the_plan_id_together(
         governed: Path, kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
     import kfm_gitops.backfill as bf
 
-    real = bf.set_expected_version
+    real = bf.set_expected_version  # type: ignore[attr-defined]  # the name the roll-up calls
 
     def interrupted_first(path: Path, version: str) -> None:
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C after the version folder, before the plan's id
