@@ -490,8 +490,11 @@ def test_one_bad_url_does_not_stop_the_others(env: Env) -> None:
     ({"url": "BASE/files/{year.csv"}, ["template 'BASE/files/{year.csv': a '{' is not closed; write '{{' or '}}' "
                                        "for a literal brace"]),
     ({"url": "http://user:secret@127.0.0.1/{year}.csv"},
-     ["the url 'http://user:secret@127.0.0.1/2023.csv' carries credentials, which would be recorded in the "
-      "acquisition manifest"]),
+     ["the url 'http://***@127.0.0.1/2023.csv' carries credentials, which would be recorded in the "
+      "acquisition manifest; serve it without them, or behind an authenticating proxy"]),
+    ({"url": "http://127.0.0.1/{year}.csv?user=a&pwd=b#access_token=c"},
+     ["the url's query has pwd, access_token, which looks like a credential and would be recorded in the "
+      "acquisition manifest; serve it without one, or behind an authenticating proxy"]),
     ({"url": "BASE/files/{year} {month}.csv"},
      ["the url 'BASE/files/2023 03.csv' has spaces, control or non-ASCII characters (percent-encode them; punycode "
       "hosts)"]),

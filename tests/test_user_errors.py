@@ -163,3 +163,27 @@ def test_a_manifest_that_is_not_json_is_located(governed: Path, kfm: Runner) -> 
     r = kfm("raw", "verify")
     assert r.code == 1
     assert f"{manifest.relative_to(governed)}:2:21: MANIFEST_INVALID: not JSON: Expecting value" in r.out
+
+
+def test_credentials_never_reach_evidence(governed: Path, kfm: Runner) -> None:
+    from kfm_gitops.connectors.http import redact
+
+    assert redact("https://u:pw@h.example/x.csv?a=1&api_key=s3cr3t#token=t0k") == \
+        "https://***@h.example/x.csv?a=1&api_key=***#token=***"
+    pipeline = governed / "datasets" / SLUG / "pipeline.yaml"
+    text = pipeline.read_text()
+    start = text.index("connector:")
+    end = text.index("\n", text.index("terms:", start))
+    pipeline.write_text(text[:start] + 'connector:\n  type: http\n  params:\n'
+                        '    url: "https://user:hunter2@upstream.example/{year}-{month}.csv"\n'
+                        "    timeout: true\n" + text[end + 1:])
+    r = kfm("dataset", "validate", SLUG)  # the hook refuses it before anything is committed
+    assert r.code == 1
+    assert "carries credentials" in r.out and "hunter2" not in r.out
+    assert "timeout must be a positive number of seconds, not True" in r.out
+    plan = governed / FIRST_PLAN
+    plan.write_text(plan.read_text().replace('upstream_terms_snapshot: "upstream/ks_storm_reports/TERMS.txt"',
+                                             "upstream_terms_snapshot: https://up.example/terms?token=hunter2"))
+    r = kfm("plan", "validate", "--standalone", FIRST_PLAN)
+    assert r.code == 1
+    assert "PLAN_TERMS_URL: the url's query has token" in r.out and "hunter2" not in r.out

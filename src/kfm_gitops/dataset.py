@@ -177,6 +177,21 @@ def check_pipeline(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[
                                    doc.locate(("connector", "params", key)),
                                    hint="name a folder below the repository root, or an absolute one" if key == "root"
                                    else "a pattern is relative to root and may not use '..'"))
+    if connector == "http" and isinstance(params.get("url"), str):
+        from datetime import UTC, datetime
+
+        from kfm_gitops.connectors import DEFAULT_MAX_BYTES, TemplateError, Window, expand
+        from kfm_gitops.connectors.http import plan_fetch
+
+        sample = Window("2023-01", datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC), UTC)
+        try:
+            expand(params["url"], sample)
+        except TemplateError:
+            pass  # said below, as PIPELINE_TEMPLATE
+        else:
+            for problem in plan_fetch(params, sample, DEFAULT_MAX_BYTES)[2]:
+                out.append(Finding("PIPELINE_CONNECTOR", problem, doc.locate(("connector", "params"), key=True),
+                                   hint='e.g. url: "https://example.org/data/{year}-{month}.csv", timeout: 30'))
     for key in ("pattern", "url", "name"):
         template = params.get(key)
         if isinstance(template, str):

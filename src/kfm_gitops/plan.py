@@ -160,6 +160,15 @@ def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
     if reviewers and requester is not None and all(r == requester for r in reviewers):
         out.append(Finding("PLAN_REVIEWERS", "the only reviewer is the requester",
                            doc.locate(("reviewers",)), hint="name a steward other than the requester"))
+    terms = _get(d, ("governance", "upstream_terms_snapshot"), str)
+    if terms is not None and terms.startswith(("http://", "https://")):
+        from kfm_gitops.connectors.http import url_problem  # only for a url: the hook's path stays light
+
+        problem = url_problem(terms)
+        if problem is not None:
+            out.append(Finding("PLAN_TERMS_URL", problem, doc.locate(("governance", "upstream_terms_snapshot")),
+                               hint="name the terms by a url without credentials, or commit a copy and name its "
+                               "path"))
     expected = _get(d, ("promotion", "expected_dataset_version_id"), str)
     if expected is not None and expected != VERSION_PLACEHOLDER:
         try:

@@ -85,13 +85,13 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _settings(params: Mapping[str, Any], ctx: Context) -> tuple[_Settings | None, list[str]]:
+def _settings(params: Mapping[str, Any], default_max: int) -> tuple[_Settings | None, list[str]]:
     problems: list[str] = []
     unknown = sorted(str(k) for k in params if k not in PARAMS)
     if unknown:
         problems.append(f"unknown params {', '.join(unknown)} (known: {', '.join(sorted(PARAMS))})")
     timeout, retries = params.get("timeout", 30), params.get("retries", 3)
-    backoff, max_bytes = params.get("backoff", 0.5), params.get("max_bytes", ctx.max_bytes)
+    backoff, max_bytes = params.get("backoff", 0.5), params.get("max_bytes", default_max)
     media_type = params.get("media_type")
     if not _number(timeout) or timeout <= 0:
         problems.append(f"timeout must be a positive number of seconds, not {timeout!r}")
@@ -109,7 +109,24 @@ def _settings(params: Mapping[str, Any], ctx: Context) -> tuple[_Settings | None
                      media_type.lower() if isinstance(media_type, str) else None), []
 
 
-def _url_problem(url: str) -> str | None:
+def redact(url: str) -> str:
+    """The url with its user information and the values of credential-like query or fragment parameters hidden."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<an unparseable url>"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"***@{netloc}" if "@" in parts.netloc else netloc
+
+    def hide(text: str) -> str:
+        return "&".join(f"{k}=***" if _SECRET_PARAM.search(k) else (f"{k}={v}" if v or "=" in text else k)
+                        for k, v in parse_qsl(text, keep_blank_values=True)) if "=" in text else text
+
+    return parts._replace(netloc=netloc, query=hide(parts.query), fragment=hide(parts.fragment)).geturl()
+
+
+def url_problem(url: str) -> str | None:
+    """Why kfm cannot fetch (or must not record) a url; None when it can. Messages never repeat a credential."""
     if not url.isascii() or re.search(r"[\x00-\x20\x7f]", url):
         return f"the url {url!r} has spaces, control or non-ASCII characters (percent-encode them; punycode hosts)"
     try:
@@ -122,15 +139,17 @@ def _url_problem(url: str) -> str | None:
     if not parts.hostname:
         return f"the url {url!r} names no host"
     if parts.username is not None or parts.password is not None:
-        return f"the url {url!r} carries credentials, which would be recorded in the acquisition manifest"
-    secret = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_PARAM.search(k)]
+        return (f"the url {redact(url)!r} carries credentials, which would be recorded in the acquisition manifest; "
+                "serve it without them, or behind an authenticating proxy")
+    secret = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) + parse_qsl(parts.fragment,
+              keep_blank_values=True) if _SECRET_PARAM.search(k)]
     if secret:
         return (f"the url's query has {', '.join(secret)}, which looks like a credential and would be recorded in "
                 "the acquisition manifest; serve it without one, or behind an authenticating proxy")
     return None
 
 
-_SECRET_PARAM = re.compile(r"(key|token|secret|passw|signature|sig$|auth|credential|session)", re.I)
+_SECRET_PARAM = re.compile(r"(key|token|secret|pass|pwd|signature|sig$|auth|credential|session|bearer)", re.I)
 
 
 def _name_problem(name: str) -> str | None:
@@ -163,7 +182,7 @@ def _targets(url_t: str, name_t: str | None, window: Window) -> tuple[list[tuple
     by_name: dict[str, str] = {}
     twice: set[str] = set()
     for url, name in pairs:
-        problem = _url_problem(url)
+        problem = url_problem(url)
         if problem is None and name == "" and name_t is None:
             problem = f"the url {url!r} ends in '/': give params.name"
         if problem is None:
@@ -237,6 +256,23 @@ class _Body:
         return looks_like_html(self.head)
 
 
+def plan_fetch(params: Mapping[str, Any], window: Window, default_max: int
+               ) -> tuple[_Settings | None, list[tuple[str, str]], list[str]]:
+    """The settings and the (name, url) targets for a window, or the problems with the params: what `fetch` does
+    before its first request, and what `kfm dataset validate` checks on a sample window."""
+    url_t, name_t = params.get("url"), params.get("name")
+    problems: list[str] = []
+    if not isinstance(url_t, str) or not url_t:
+        problems.append("the http connector needs params url")
+    if name_t is not None and (not isinstance(name_t, str) or not name_t):
+        problems.append(f"name must be a non-empty template, not {name_t!r}")
+    targets: list[tuple[str, str]] = []
+    if not problems and isinstance(url_t, str):
+        targets, problems = _targets(url_t, name_t if isinstance(name_t, str) else None, window)
+    settings, more = _settings(params, default_max)
+    return settings, targets, problems + more
+
+
 class HttpConnector:
     name = "http"
 
@@ -246,17 +282,7 @@ class HttpConnector:
     def fetch(self, params: Mapping[str, Any], window: Window, ctx: Context) -> FetchResult:
         result = FetchResult()
         loc = Location(ctx.where) if ctx.where else None
-        url_t, name_t = params.get("url"), params.get("name")
-        problems: list[str] = []
-        if not isinstance(url_t, str) or not url_t:
-            problems.append("the http connector needs params url")
-        if name_t is not None and (not isinstance(name_t, str) or not name_t):
-            problems.append(f"name must be a non-empty template, not {name_t!r}")
-        settings, more = _settings(params, ctx)
-        problems += more
-        targets: list[tuple[str, str]] = []
-        if not problems and isinstance(url_t, str):
-            targets, problems = _targets(url_t, name_t if isinstance(name_t, str) else None, window)
+        settings, targets, problems = plan_fetch(params, window, ctx.max_bytes)
         if problems or settings is None:
             for problem in problems:
                 result.findings.append(Finding("CONNECTOR_PARAMS", problem, loc,
