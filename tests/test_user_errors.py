@@ -187,3 +187,17 @@ def test_credentials_never_reach_evidence(governed: Path, kfm: Runner) -> None:
     r = kfm("plan", "validate", "--standalone", FIRST_PLAN)
     assert r.code == 1
     assert "PLAN_TERMS_URL: the url's query has token" in r.out and "hunter2" not in r.out
+
+
+def test_a_command_that_stops_early_still_answers_in_its_format(governed: Path, kfm: Runner) -> None:
+    r = kfm("backfill", "run", "plans/nosuch.yml", "--format", "json")
+    assert r.code == 1
+    doc = json.loads(r.out)
+    assert doc["ok"] is False
+    assert [(f["code"], f["path"]) for f in doc["findings"]] == [("FILE_NOT_FOUND", "plans/nosuch.yml")]
+    r = kfm("raw", "verify", "nosuch", "--format=github")
+    assert r.code == 1
+    assert r.out == (f"::error title=KFM_ERROR::no dataset nosuch in {governed}/datasets "
+                     f"(hint: datasets here: {SLUG})\n")
+    r = kfm("raw", "verify", "nosuch")  # text: nothing on stdout, the message on stderr
+    assert (r.code, r.out) == (1, "")

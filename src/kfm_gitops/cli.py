@@ -736,6 +736,36 @@ def quickstart_cmd(directory: str) -> int:
 # --- the one exit path --------------------------------------------------------------------------------------------
 
 
+def _requested_format(options: list[str]) -> str:
+    """The --format of the command line (text unless json or github is asked for), read before click has run, so
+    that a command that stops early still answers a machine in its format."""
+    for i, word in enumerate(options):
+        if word == "--format" and i + 1 < len(options):
+            return options[i + 1]
+        if word.startswith("--format="):
+            return word.split("=", 1)[1]
+    return "text"
+
+
+def _machine_failure(fmt: str, exc: KfmError) -> None:
+    """A command that stopped before its report: for --format json a JSON document on stdout, for github the
+    annotations and the step summary; the text on stderr stays as it is."""
+    from kfm_gitops.findings import Finding, Location, Report, github_annotation, step_summary
+
+    if fmt not in ("json", "github"):
+        return
+    findings = list(exc.findings) if isinstance(exc, FindingsError) else [
+        Finding(str(getattr(exc, "code", "KFM_ERROR")), exc.message,
+                Location(exc.location) if exc.location else None, hint=exc.hint)]
+    if fmt == "json":
+        click.echo(json.dumps({"ok": False, "error": exc.message, "findings": [f.as_dict() for f in findings]},
+                              indent=2))
+        return
+    for f in findings:
+        click.echo(github_annotation(f))
+    step_summary(Report([exc.message], findings), "input")
+
+
 def _print_findings(exc: FindingsError) -> None:
     click.echo(f"kfm: {exc.message}", err=True)
     for f in exc.findings:
@@ -774,11 +804,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             _traceback()
         _print_findings(exc)
+        _machine_failure(_requested_format(options), exc)
         return exc.exit_code
     except KfmError as exc:
         if debug:
             _traceback()
         click.echo(f"kfm: {exc.diagnostics()}", err=True)
+        _machine_failure(_requested_format(options), exc)
         return exc.exit_code
     except BrokenPipeError:
         return EXIT_OK
