@@ -110,3 +110,24 @@ def test_chunks_in_a_dst_timezone(tmp_path: Path, kfm: Runner) -> None:
         "  2023-W10     [2023-03-06T06:00:00Z, 2023-03-13T05:00:00Z)",  # 167 hours: DST starts on the 12th
         "  2023-W11     [2023-03-13T05:00:00Z, 2023-03-20T05:00:00Z)",
     ]
+
+
+def test_expected_version_changes_that_value_and_not_one_other_byte(governed: Path) -> None:
+    import os
+    import stat
+
+    rel = "plans/ks_storm_reports/backfill-20230705-0c1d2e.yml"
+    lines = (governed / rel).read_text().splitlines()
+    # a hand-edited plan: document marker, flush-left lists, odd spacing, comments everywhere, CRLF, a BOM
+    text = "---\r\n" + "\r\n".join(lines).replace("reviewers:\n  - ", "reviewers:\n- ") \
+        .replace("max_parallelism: 2", "max_parallelism:    2   # two at once") + "\r\n"
+    path = governed / rel
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    os.chmod(path, 0o444)
+    set_expected_version(path, "2023-06.0123abcd.4567ef01")
+    assert path.read_bytes() == b"\xef\xbb\xbf" + text.replace(
+        'expected_dataset_version_id: "<to-be-computed>"',
+        'expected_dataset_version_id: "2023-06.0123abcd.4567ef01"').encode()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    set_expected_version(path, "2023-06.0123abcd.89abcdef")  # and again, over an id
+    assert b'expected_dataset_version_id: "2023-06.0123abcd.89abcdef"\r\n' in path.read_bytes()

@@ -77,7 +77,11 @@ def atomic_write(path: Path, data: bytes, *, exclusive: bool = False) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        try:  # a file replaced keeps its permissions (a read-only plan stays read-only); a new one is 0644
+            mode = stat.S_IMODE(os.stat(path).st_mode) if not exclusive else 0o644
+        except FileNotFoundError:
+            mode = 0o644
+        os.chmod(tmp, mode)
         if exclusive:
             # link() fails if the name exists: no window in which a second writer could be overwritten.
             os.link(tmp, path)

@@ -326,4 +326,28 @@ def edit(path: Path, mutate: Callable[[Any], None]) -> None:
     atomic_write(path, buf.getvalue().encode("utf-8"))
 
 
-__all__ = ["Document", "JsonPath", "display_path", "edit", "load", "loads"]
+def replace_scalar(path: Path, keys: tuple[str, ...], value: str) -> None:
+    """Set the scalar at ``keys`` (a path of mapping keys) to ``value``, changing those characters and nothing else:
+    comments, layout, quoting elsewhere, line endings and a byte order mark survive byte for byte."""
+    import json
+
+    import yaml
+
+    raw = path.read_bytes()
+    bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
+    text = raw[len(bom):].decode("utf-8")
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            raise ValueError(f"{'.'.join(keys)}: {key!r} is not below a mapping")
+        node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+        if node is None:
+            raise ValueError(f"{'.'.join(keys)}: no key {key!r}")
+    if not isinstance(node, yaml.ScalarNode):
+        raise ValueError(f"{'.'.join(keys)} is not a scalar")
+    start, end = node.start_mark.index, node.end_mark.index
+    new = text[:start] + json.dumps(value) + text[end:]  # a JSON string is a double-quoted YAML scalar
+    atomic_write(path, bom + new.encode("utf-8"))
+
+
+__all__ = ["Document", "JsonPath", "display_path", "edit", "load", "loads", "replace_scalar"]

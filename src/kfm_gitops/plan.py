@@ -535,13 +535,16 @@ def write_new_plan(path: Path, text: str) -> None:
 
 
 def set_expected_version(path: Path, version_id: str) -> None:
-    """Write the roll-up's version id into the plan, keeping its comments and layout."""
+    """Write the roll-up's version id into the plan: that value changes, every other byte stays."""
     parse_version_id(version_id)
+    try:
+        _yaml.replace_scalar(path, ("promotion", "expected_dataset_version_id"), version_id)
+    except ValueError:  # not a plain scalar where expected: a round-trip edit still keeps comments and layout
 
-    def mutate(doc: Any) -> None:
-        doc["promotion"]["expected_dataset_version_id"] = version_id
+        def mutate(doc: Any) -> None:
+            doc["promotion"]["expected_dataset_version_id"] = version_id
 
-    _yaml.edit(path, mutate)
+        _yaml.edit(path, mutate)
 
 
 __all__ = [
