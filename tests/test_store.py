@@ -166,3 +166,49 @@ def test_writing_good_bytes_over_a_corrupt_object_heals_it(tmp_path: Path) -> No
     again = store.put_bytes(data)
     assert again.created and again.digest == d
     assert store.verify(d) is None
+
+
+def test_a_full_disk_is_the_store_s_error_and_leaves_no_temp_file(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    from typing import IO
+
+    from kfm_gitops import store as store_module
+
+    class Full:
+        def __init__(self, handle: IO[bytes]) -> None:
+            self.handle = handle
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self) -> None:
+            self.handle.close()
+            raise OSError(errno.ENOSPC, "No space left on device")  # closing fails too
+
+    real = store_module._Local.open_temp
+
+    def full_temp(self: object) -> tuple[str, object]:
+        name, handle = real(self)  # type: ignore[arg-type]
+        return name, Full(handle)
+
+    monkeypatch.setattr(store_module._Local, "open_temp", full_temp)
+    s = Store(str(tmp_path / "objects"))
+    with pytest.raises(StoreError) as info:
+        s.put_bytes(b"payload")
+    assert info.value.code == "STORE_WRITE"
+    assert info.value.message == f"cannot write to the store {tmp_path / 'objects'}: No space left on device"
+    assert list((tmp_path / "objects" / "tmp").iterdir()) == []
+
+
+def test_temp_files_of_killed_writers_are_cleared(tmp_path: Path) -> None:
+    import time
+
+    tmp = tmp_path / "objects" / "tmp"
+    tmp.mkdir(parents=True)
+    (tmp / "stale").write_bytes(b"half")
+    (tmp / "live").write_bytes(b"being written")
+    old = time.time() - 7200
+    os.utime(tmp / "stale", (old, old))
+    Store(str(tmp_path / "objects"))
+    assert sorted(p.name for p in tmp.iterdir()) == ["live"]

@@ -58,6 +58,21 @@ class _Local:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._clear_stale_temps()
+
+    def _clear_stale_temps(self, older_than: float = 3600.0) -> None:
+        """Remove temp files that a killed writer left: none has been written to for an hour (a live writer
+        touches its file with every block)."""
+        import time
+
+        folder = self.root / "tmp"
+        if not folder.is_dir():
+            return
+        limit = time.time() - older_than
+        for entry in os.scandir(folder):
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < limit:
+                    os.unlink(entry.path)
 
     def _p(self, key: str) -> Path:
         return self.root / key
@@ -235,27 +250,43 @@ class Store:
         """Stream bytes in, hashing as they are written; land them under their digest."""
         h = hashlib.sha256()
         size = 0
-        tmp, handle = self._b.open_temp()
+        with self._writing():
+            tmp, handle = self._b.open_temp()
         try:
-            for block in chunks:
+            for block in chunks:  # an OSError here is the source's, and stays one
                 size += len(block)
                 if max_bytes is not None and size > max_bytes:
                     raise StoreError("FILE_TOO_LARGE", f"more than the {max_bytes}-byte cap",
                                      hint="raise the connector's max_bytes if this size is expected")
                 h.update(block)
-                handle.write(block)
-            self._b.finish_temp(tmp, handle)
+                with self._writing():
+                    handle.write(block)
+            with self._writing():
+                self._b.finish_temp(tmp, handle)
+            digest = "sha256:" + h.hexdigest()
+            if expected is not None and expected != digest:
+                raise StoreError("HASH_MISMATCH", f"the bytes written as {expected} hash to {digest}",
+                                 hint="the source changed or was corrupted in transit")
+            with self._writing():
+                created = self._b.commit(tmp, key_of(digest))
         except BaseException:
-            handle.close()
-            self._b.remove(tmp)
+            with contextlib.suppress(OSError):  # closing may fail too (a full disk): the temp file goes anyway
+                handle.close()
+            with contextlib.suppress(OSError):
+                self._b.remove(tmp)
             raise
-        digest = "sha256:" + h.hexdigest()
-        if expected is not None and expected != digest:
-            self._b.remove(tmp)
-            raise StoreError("HASH_MISMATCH", f"the bytes written as {expected} hash to {digest}",
-                             hint="the source changed or was corrupted in transit")
-        created = self._b.commit(tmp, key_of(digest))
         return Stored(digest, size, created)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """An OSError while writing is the store's: say so, with the store's name, not the source's."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except OSError as exc:
+            raise StoreError("STORE_WRITE", f"cannot write to the store {self.url}: {exc.strerror or exc}",
+                             hint="check the store's free space and permissions") from exc
 
     def put_bytes(self, data: bytes, *, expected: str | None = None) -> Stored:
         return self.put_stream([data], expected=expected)
