@@ -7,8 +7,10 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pytest
 
 from conftest import Runner, git
 from kfm_gitops.example import FIRST_PLAN, REDELIVERY, UPSTREAM
@@ -227,3 +229,21 @@ def test_an_edited_receipt_is_never_reused(governed: Path, kfm: Runner) -> None:
     assert r.code == 1 and "EVIDENCE_ALTERED" in r.err
     git(governed, "checkout", "HEAD", "--", rel)
     assert kfm("backfill", "run", FIRST_PLAN, "--yes").code == 0
+
+
+def test_a_chunk_that_fails_says_which_and_why_without_quoting_data(governed: Path, kfm: Runner,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import kfm_gitops.backfill as bf
+
+    def failing(contract: object, manifest: dict[str, object], chunk: Any, *args: object, **kwargs: object) -> None:
+        if chunk.key == "2023-01":
+            raise PermissionError(13, "Permission denied", "/srv/scratch/2023-01.parquet")
+        raise ValueError("could not parse 'KS-1,Jane Doe,555-0100'")
+
+    monkeypatch.setattr(bf, "process_chunk", failing)
+    r = kfm("backfill", "run", FIRST_PLAN, "--yes", "--chunk", "2023-01", "--chunk", "2023-02")
+    assert r.code == 1
+    assert ("CHUNK_FAILED: chunk 2023-01: Permission denied: /srv/scratch/2023-01.parquet while processing"
+            in r.out + r.err)
+    assert "CHUNK_FAILED: chunk 2023-02: ValueError while processing" in r.out + r.err
+    assert "Jane Doe" not in r.out + r.err

@@ -386,7 +386,11 @@ def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | 
                     import traceback
 
                     traceback.print_exc()
-                runs[c.key].findings.append(Finding("CHUNK_FAILED", f"{type(exc).__name__} while processing",
+                # An OSError says what the machine refused and where; other exceptions may quote data, so only
+                # their type is said.
+                what = (f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror
+                        and exc.filename else type(exc).__name__)
+                runs[c.key].findings.append(Finding("CHUNK_FAILED", f"chunk {c.key}: {what} while processing",
                                                     None, hint="re-run with --debug for the traceback"))
                 runs[c.key].state = "failed"
             notify(runs[c.key])
