@@ -430,8 +430,11 @@ def test_redirect_followed_and_the_requested_url_recorded(env: Env) -> None:
     url = f"{env.base}/redirect/2023-03.csv"
     result = env.fetch({"url": url})
     assert result.findings == []
+    # the manifest names what the plan asked for; the receipt says where the redirect led
     assert result.objects == [FetchedObject("2023-03.csv", url, digest, len(CSV), "text/csv", etag=etag(CSV),
-                                            last_modified=LAST_MODIFIED)]
+                                            last_modified=LAST_MODIFIED,
+                                            served_from=f"{env.base}/files/2023-03.csv")]
+    assert result.objects[0].fetch_info()["served_from"] == f"{env.base}/files/2023-03.csv"
 
 
 def test_redirect_to_another_scheme_is_refused(env: Env) -> None:

@@ -75,6 +75,7 @@ class FetchedObject:
     media_type: str
     etag: str | None = None
     last_modified: str | None = None
+    served_from: str | None = None  # where a redirect led, when not source_uri
 
     def as_dict(self) -> dict[str, Any]:
         """The object as an acquisition manifest records it: what, not when (no ETag or Last-Modified)."""
@@ -88,6 +89,8 @@ class FetchedObject:
             out["etag"] = self.etag
         if self.last_modified is not None:
             out["last_modified"] = self.last_modified
+        if self.served_from is not None:
+            out["served_from"] = self.served_from
         return out
 
 

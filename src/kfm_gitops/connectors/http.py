@@ -322,7 +322,7 @@ class HttpConnector:
         try:
             response = opener.open(request, timeout=settings.timeout)
         except urllib.error.HTTPError as exc:
-            status, reason = exc.code, exc.reason
+            status, reason = exc.code, " ".join(str(exc.reason).split())  # urllib's redirect-loop reason is 3 lines
             exc.close()
             if status in GAP_STATUSES:
                 return None
@@ -364,5 +364,7 @@ class HttpConnector:
         if body.looks_html() and not html_expected:
             return Finding("UPSTREAM_ERROR_PAGE", f"{url}: HTTP {response.status} served an HTML page, not "
                            f"{media_type}", loc, hint="open the url in a browser to read the page")
+        final = getattr(response, "url", None) or url  # urllib sets it to where the redirects ended
         return FetchedObject(name, url, stored.digest, stored.size, media_type,
-                             etag=response.headers.get("ETag"), last_modified=response.headers.get("Last-Modified"))
+                             etag=response.headers.get("ETag"), last_modified=response.headers.get("Last-Modified"),
+                             served_from=redact(final) if final != url else None)
