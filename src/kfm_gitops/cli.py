@@ -119,7 +119,8 @@ def plan_validate(files: tuple[str, ...], fmt: str, standalone: bool) -> int:
 
 @plan.command("chunks")
 @click.argument("file")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for scripts")
 @click.option("--standalone", is_flag=True, help="check the plan alone, without a governed repository")
 def plan_chunks(file: str, fmt: str, standalone: bool) -> int:
     """List the chunks of a plan as half-open UTC intervals with their keys."""
@@ -163,7 +164,8 @@ def plan_chunks(file: str, fmt: str, standalone: bool) -> int:
 @click.option("--reviewer", "reviewers", multiple=True, help="a reviewer (steward); repeat for several")
 @click.option("--max-parallelism", type=click.IntRange(1, 64), default=None,
               help="chunks run at once (default: 2, or 1 for a one-chunk plan)")
-@click.option("--prior", default=None, help='the version published now ("" for a first release)')
+@click.option("--prior", default=None, help='the base version (default: the one release publishes; while nothing '
+              'is published, the newest version under releases/<slug>/; "" for a first release)')
 @click.option("--terms", default=None, help="upstream licence/terms snapshot source (URI or repository path)")
 def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | None, requested_by: str | None,
              reviewers: tuple[str, ...], max_parallelism: int | None, prior: str | None, terms: str | None) -> int:
@@ -314,7 +316,8 @@ def dataset_validate(targets: tuple[str, ...], fmt: str) -> int:
 
 @dataset.command("hash")
 @click.argument("slug")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for scripts")
 def dataset_hash(slug: str, fmt: str) -> int:
     """Print the dataset's spec_hash (sha256 of the canonical JSON of its dataset.yaml and pipeline.yaml)."""
     import json
@@ -520,7 +523,11 @@ def _progress() -> Any:
 @format_option
 def backfill_run(plan_file: str, dry_run: bool, yes: bool, chunks: tuple[str, ...], jobs: int | None, force: bool,
                  store_url: str | None, fmt: str) -> int:
-    """Run the plan's chunks (acquire, normalise, QA, materialise, receipt) and roll up a version."""
+    """Run the plan's chunks (acquire, normalise, QA, materialise, receipt) and roll up a version.
+
+    The plan, its dataset's contract, kfm.yaml and policies/ must be committed (a run refuses inputs that differ
+    from HEAD), and so must earlier evidence. The roll-up writes the version under releases/<slug>/ and its id into
+    the plan's expected_dataset_version_id; commit both with the run folders and data/raw/ in the plan's PR."""
     from kfm_gitops import backfill as bf
     from kfm_gitops._fs import display_path
     from kfm_gitops.plan import load_plan, select_chunks
@@ -675,7 +682,8 @@ def _move(direction: str, slugs: tuple[str, ...], other: str, store_url: str | N
 @store_group.command("push")
 @click.argument("slugs", nargs=-1, metavar="[SLUG|VERSION_DIR]...")
 @click.option("--to", "to_url", required=True, metavar="URL", help="the store to copy into")
-@store_option
+@click.option("--store", "store_url", default=None, metavar="URL",
+              help="the store to copy from (default: KFM_STORE, else kfm.yaml's store)")
 def store_push(slugs: tuple[str, ...], to_url: str, store_url: str | None) -> int:
     """Copy the objects that SLUGs' acquisitions and runs (or a version folder) name into another store."""
     return _move("push", slugs, to_url, store_url)
@@ -684,7 +692,8 @@ def store_push(slugs: tuple[str, ...], to_url: str, store_url: str | None) -> in
 @store_group.command("pull")
 @click.argument("slugs", nargs=-1, metavar="[SLUG|VERSION_DIR]...")
 @click.option("--from", "from_url", required=True, metavar="URL", help="the store to copy from")
-@store_option
+@click.option("--store", "store_url", default=None, metavar="URL",
+              help="the store to copy into (default: KFM_STORE, else kfm.yaml's store)")
 def store_pull(slugs: tuple[str, ...], from_url: str, store_url: str | None) -> int:
     """Copy the objects that SLUGs' acquisitions and runs (or a version folder) name from another store."""
     return _move("pull", slugs, from_url, store_url)
@@ -727,7 +736,8 @@ def init_cmd(directory: str, example: bool) -> int:
 @cli.command("quickstart")
 @click.argument("directory")
 def quickstart_cmd(directory: str) -> int:
-    """Make a governed repository in DIRECTORY and run the example's story: first release, backfill, quarantine."""
+    """Make a governed repository in DIRECTORY (new or empty) and run the example's story: first release, backfill,
+    quarantine."""
     from kfm_gitops.quickstart import quickstart
 
     return quickstart(Path(directory), click.echo)
