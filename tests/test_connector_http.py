@@ -73,6 +73,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.serve(name)
         elif kind == "down":
             self.send_error(503)
+        elif kind == "busy":  # /busy/<seconds>/<file>: 429 with Retry-After for the first request, then the file
+            seconds, _, name = rest.partition("/")
+            if hits == 1:
+                self.send_response(429)
+                self.send_header("Retry-After", seconds)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self.serve(name)
         elif kind == "forbidden":
             self.send_error(403)
         elif kind == "slow":  # no answer until the test is over
@@ -266,6 +275,23 @@ def test_outage_that_lasts_is_a_finding(env: Env) -> None:
         ("UPSTREAM_UNAVAILABLE", f"{url}: HTTP 503 Service Unavailable (3 attempts)", LOC)]
     assert env.server.hits == Counter({"/down/2023-03.csv": 3})
     assert env.sleeps == [0.25, 0.5]
+
+
+def test_too_many_requests_waits_as_long_as_the_server_asks(env: Env) -> None:
+    digest = env.put("2023-03.csv", CSV)
+    result = env.fetch({"url": f"{env.base}/busy/7/{{year}}-{{month}}.csv"})
+    assert result.findings == []
+    assert [o.digest for o in result.objects] == [digest]
+    assert env.sleeps == [7.0]  # Retry-After, not the 0.5 s backoff
+
+
+def test_a_server_that_asks_for_too_long_a_wait_is_unavailable_now(env: Env) -> None:
+    env.put("2023-03.csv", CSV)
+    url = f"{env.base}/busy/3600/2023-03.csv"
+    result = env.fetch({"url": f"{env.base}/busy/3600/{{year}}-{{month}}.csv"})
+    assert [(f.code, f.message) for f in result.findings] == [
+        ("UPSTREAM_UNAVAILABLE", f"{url}: HTTP 429 Too Many Requests (1 attempt; it asks to wait 3600 s)")]
+    assert env.sleeps == []
 
 
 def test_registry_builds_the_connector_with_real_sleep(env: Env) -> None:

@@ -71,10 +71,31 @@ class _Settings:
 class _Retry(Exception):
     """An attempt failed in a way another attempt may not: ``code`` is the finding when attempts run out."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, wait: float = 0.0) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.wait = wait  # what the server asked for (Retry-After), at least
+
+
+RETRY_AFTER_CAP = 60.0  # seconds: a server asking for longer is treated as unavailable for this run
+
+
+def _retry_after(value: str | None) -> float:
+    """Retry-After in seconds (delta-seconds or an HTTP date), 0 when absent or unreadable."""
+    if not value:
+        return 0.0
+    if value.strip().isdigit():
+        return float(value.strip())
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    from datetime import UTC, datetime
+
+    return max(0.0, (when - datetime.now(UTC)).total_seconds()) if when.tzinfo else 0.0
 
 
 def _number(value: Any) -> bool:
@@ -301,16 +322,20 @@ class HttpConnector:
                    ctx: Context, loc: Location | None) -> FetchedObject | Finding | None:
         delay = settings.backoff
         last = _Retry("UPSTREAM_UNAVAILABLE", "no attempt made")
+        tries = 0
         for attempt in range(settings.retries + 1):
             if attempt:
-                self._sleep(delay)
+                self._sleep(max(delay, last.wait))
                 delay *= 2
+            tries += 1
             try:
                 return self._attempt(opener, url, name, settings, ctx, loc)
             except _Retry as exc:
                 last = exc
-        tries = settings.retries + 1
-        return Finding(last.code, f"{url}: {last.detail} ({tries} attempt{'s' if tries != 1 else ''})", loc,
+                if exc.wait > RETRY_AFTER_CAP:
+                    break
+        waited = f"; it asks to wait {last.wait:.0f} s" if last.wait > RETRY_AFTER_CAP else ""
+        return Finding(last.code, f"{url}: {last.detail} ({tries} attempt{'s' if tries != 1 else ''}{waited})", loc,
                        hint=_HINTS.get(last.code))
 
     def _attempt(self, opener: urllib.request.OpenerDirector, url: str, name: str, settings: _Settings,
@@ -323,11 +348,12 @@ class HttpConnector:
             response = opener.open(request, timeout=settings.timeout)
         except urllib.error.HTTPError as exc:
             status, reason = exc.code, " ".join(str(exc.reason).split())  # urllib's redirect-loop reason is 3 lines
+            wait = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
             exc.close()
             if status in GAP_STATUSES:
                 return None
-            if status >= 500:
-                raise _Retry("UPSTREAM_UNAVAILABLE", f"HTTP {status} {reason}") from None
+            if status >= 500 or status == 429:  # 429: too many requests, come back later
+                raise _Retry("UPSTREAM_UNAVAILABLE", f"HTTP {status} {reason}", wait) from None
             return Finding("UPSTREAM_REFUSED", f"{url}: HTTP {status} {reason}", loc,
                            hint="check the url template, and any access the server requires")
         except http.client.InvalidURL as exc:
