@@ -187,6 +187,66 @@ def test_a_restricted_plan_is_generalised_and_redacted(governed: Path, kfm: Runn
     assert len(df) + suppressed == 120
 
 
+def test_grid_aggregation_snaps_every_point_to_a_cell_centre(governed: Path, kfm: Runner) -> None:
+    text = (governed / FIRST_PLAN).read_text().replace("policy_label: public", "policy_label: public_generalized")
+    text = text.replace("  obligations:\n", "  obligations:\n"
+                        '    - {"type": "generalize_geometry", "params": {"method": "grid_aggregation_10km"}}\n')
+    rel = f"plans/{SLUG}/backfill-20230706-6a6a6a.yml"
+    (governed / rel).write_text(text)
+    commit_all(governed, "generalised plan")
+    r = kfm("backfill", "run", rel, "--yes", "--chunk", "2023-02")
+    assert r.code == 0, r.out + r.err
+    run = next((governed / "releases" / SLUG / "runs").glob("*.2023-02.*"))
+    receipt = json.loads((run / "receipt.json").read_text())
+    (applied,) = [o for o in receipt["obligations_applied"] if o["type"] == "generalize_geometry"]
+    cell = 10 / 111.32
+    assert applied["evidence"]["off_grid"] == 0
+    assert applied["evidence"]["cell_degrees"] == pytest.approx(cell)
+    import geopandas
+    import numpy as np
+
+    digest = next(o["digest"] for o in receipt["outputs"] if o.get("role") == "partition:2023-02")
+    df = geopandas.read_parquet(governed / ".kfm/objects/sha256" / digest[7:9] / digest[7:])
+    steps = (np.column_stack([df.geometry.x, df.geometry.y]) - cell / 2) / cell
+    assert np.allclose(steps, np.round(steps), atol=1e-6)  # the evidence holds on the artifact alone
+    assert len(np.unique(steps.round(), axis=0)) < len(df)  # reports share cells: precision is gone
+
+
+@pytest.mark.parametrize("method", ["centroid_only", "bounding_box_only"])
+def test_a_method_that_leaves_points_where_they_are_is_refused_for_points(governed: Path, kfm: Runner,
+                                                                         method: str) -> None:
+    text = (governed / FIRST_PLAN).read_text().replace("policy_label: public", "policy_label: public_generalized")
+    text = text.replace("  obligations:\n", "  obligations:\n"
+                        f'    - {{"type": "generalize_geometry", "params": {{"method": "{method}"}}}}\n')
+    (governed / FIRST_PLAN).write_text(text)
+    r = kfm("plan", "validate", FIRST_PLAN)
+    assert r.code == 1
+    assert (f"{FIRST_PLAN}:27:7: PLAN_OBLIGATION_INAPPLICABLE: {method} leaves a point where it is: it does not "
+            "generalise a dataset of points") in r.out
+
+
+def test_centroid_and_bounding_box_generalise_polygons_with_evidence() -> None:
+    import pyarrow as pa
+    import shapely
+
+    from kfm_gitops.normalize import bbox_type
+    from kfm_gitops.obligations import Obligations
+
+    square = shapely.box(-98.123456, 38.123456, -98.023456, 38.223456)
+    for method, expected_type, expected in [("centroid_only", "Point", square.centroid),
+                                            ("bounding_box_only", "Polygon", square.envelope)]:
+        obl, problems = Obligations.build([{"type": "generalize_geometry", "params": {"method": method}}],
+                                          ["id"], "geometry", ("id",), ("Polygon",))
+        assert problems == []
+        table = pa.table({"id": ["a"], "geometry": pa.array([shapely.to_wkb(square)], pa.binary()),
+                          "bbox": pa.array([dict(zip(["xmin", "ymin", "xmax", "ymax"], square.bounds, strict=True))],
+                                           bbox_type())})
+        out = obl.apply(table)
+        assert shapely.from_wkb(out.column("geometry")[0].as_py()).equals(expected)
+        (applied,) = obl.evidence(out.column_names)
+        assert applied["evidence"]["geometry_types"] == [expected_type]
+
+
 def test_an_obligation_that_cannot_apply_is_a_finding(governed: Path, kfm: Runner) -> None:
     text = (governed / FIRST_PLAN).read_text().replace(
         "  obligations:\n",

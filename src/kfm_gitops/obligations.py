@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 RECORD_ONLY = ("require_attribution", "show_notice", "deny_asset_links")
+# shapely's geometry type ids
+_TYPE_NAMES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon",
+               "GeometryCollection")
 _KM_PER_DEGREE = 111.32
 
 
@@ -61,6 +64,8 @@ class Obligations:
     decimals_seen: int = 0
     suppressed: int = 0
     smallest_group: int | None = None
+    off_grid: int = 0  # output coordinates not on a grid cell's centre (grid_aggregation)
+    types_seen: set[int] = field(default_factory=set)  # output geometry types, as shapely's type ids
 
     @classmethod
     def for_dataset(cls, obligations: list[dict[str, Any]], dataset: dict[str, Any]
@@ -69,11 +74,13 @@ class Obligations:
         columns no obligation may remove."""
         schema = dataset["schema"]
         protected = (schema["id_column"], *[c for spec in dataset["time_axes"].values() for c in spec.values()])
-        return cls.build(obligations, [c["name"] for c in schema["columns"]], schema["geometry"]["column"], protected)
+        return cls.build(obligations, [c["name"] for c in schema["columns"]], schema["geometry"]["column"], protected,
+                         tuple(schema["geometry"].get("types", ())))
 
     @classmethod
     def build(cls, obligations: list[dict[str, Any]], columns: list[str], geometry_column: str,
-              protected: tuple[str, ...]) -> tuple[Obligations, list[Finding]]:
+              protected: tuple[str, ...], geometry_types: tuple[str, ...] = ()
+              ) -> tuple[Obligations, list[Finding]]:
         items = [normalized(o) for o in obligations]
         out = cls(items, geometry_column, protected)
         findings: list[Finding] = []
@@ -101,6 +108,11 @@ class Obligations:
                     findings.append(Finding("OBLIGATION_INAPPLICABLE", f"two geometry generalisations: {out.method} "
                                             f"and {method}", None, hint="keep the stricter one"))
                 out.method = method
+                points_only = bool(geometry_types) and set(geometry_types) <= {"Point"}
+                if method in ("centroid_only", "bounding_box_only") and points_only:
+                    findings.append(Finding("OBLIGATION_INAPPLICABLE", f"{method} leaves a point where it is: it "
+                                            "does not generalise a dataset of points", None,
+                                            hint="use round_<n>_decimals or grid_aggregation_<cell>"))
                 if method.startswith("grid_aggregation_"):
                     try:
                         grid_cell(method)
@@ -153,6 +165,11 @@ class Obligations:
             geoms = shapely.points(snapped)
         coords = shapely.get_coordinates(geoms)
         self.decimals_seen = max(self.decimals_seen, max_decimals(coords))
+        self.types_seen.update(int(t) for t in np.unique(shapely.get_type_id(geoms)).tolist())
+        if method.startswith("grid_aggregation_"):
+            cell = grid_cell(method)
+            steps = (coords - cell / 2) / cell
+            self.off_grid += int((~np.isclose(steps, np.round(steps), rtol=0, atol=1e-6)).any(axis=1).sum())
         wkb = pa.array(shapely.to_wkb(geoms, output_dimension=2, byte_order=1, flavor="iso"), pa.binary())
         bounds = shapely.bounds(geoms)
         bbox = pa.StructArray.from_arrays([pa.array(bounds[:, i]) for i in range(4)], fields=list(bbox_type()))
@@ -193,7 +210,13 @@ class Obligations:
                 fields = list(ob.get("params", {}).get("fields", []))
                 entry["evidence"] = {"absent": sorted(f for f in fields if f not in output_columns)}
             elif ob["type"] == "generalize_geometry":
-                entry["evidence"] = {"max_decimals": self.decimals_seen}
+                evidence: dict[str, Any] = {"max_decimals": self.decimals_seen}
+                method = str(ob.get("params", {}).get("method", ""))
+                if method.startswith("grid_aggregation_"):
+                    evidence.update(cell_degrees=grid_cell(method), off_grid=self.off_grid)
+                elif method in ("centroid_only", "bounding_box_only"):
+                    evidence["geometry_types"] = sorted(_TYPE_NAMES[t] for t in self.types_seen)
+                entry["evidence"] = evidence
             elif ob["type"] == "min_count_threshold":
                 entry["evidence"] = {"smallest_group": self.smallest_group, "suppressed_rows": self.suppressed}
             else:
