@@ -299,3 +299,12 @@ def test_an_html_page_in_place_of_a_csv_is_refused(governed: Path, kfm: Runner) 
     assert ("UPSTREAM_ERROR_PAGE: 2023-01/reports-2023-01-29.csv is an HTML page, not text/csv data" in r.out
             .replace(f"{UPSTREAM}/", "")), r.out
     assert not (governed / RAW).exists()
+
+
+def test_receipts_say_the_same_wherever_kfm_runs(governed: Path, kfm: Runner,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(governed.parent)  # run from outside the repository
+    assert kfm("acquire", f"{governed.name}/{FIRST_PLAN}", "--chunk", "2023-03").code == 0
+    (receipt,) = [json.loads(p.read_text()) for p in (governed / "releases").rglob("receipt.json")]
+    paths = [f["path"] for f in receipt["validation"]["findings"] if "path" in f]
+    assert paths and all(p.startswith("data/raw/ks_storm_reports/2023-03.") for p in paths), paths

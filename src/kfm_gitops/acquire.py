@@ -207,6 +207,7 @@ def acquire_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period,
     outcome = fetch_chunk(config, plan, contract, chunk, store, terms)
     rid = new_run_id(chunk.key)
     receipt = make_receipt(
+        root=config.root,
         rid=rid, slug=contract.slug, actor=actor(frozen.committer), operation="acquire",
         inputs=outcome.inputs, outputs=outcome.outputs,
         env=environment(frozen.git_commit, outcome.params_digest), findings=outcome.findings,

@@ -171,6 +171,7 @@ def run_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, sto
     files, produced = run_files(result, decision)
     outputs = list(acquired.outputs[:1]) + produced
     receipt = make_receipt(
+        root=config.root,
         rid=rid, slug=contract.slug, actor=actor(frozen.committer), operation="process",
         inputs=acquired.inputs, outputs=outputs,
         env=environment(frozen.git_commit, chunk_params(plan, contract, chunk, decision.bundle_digest)),
@@ -329,6 +330,7 @@ def write_version(config: Config, plan: Plan, contract: Contract, runs: list[Chu
     manifest_bytes = pretty(manifest)
     rid = new_run_id(sorted(parts)[-1])
     receipt = make_receipt(
+        root=config.root,
         rid=rid, slug=slug, actor=actor(frozen.committer), operation="rollup",
         inputs=[{"uri": f"{r.run_folder}/{RECEIPT_FILE}", "digest": r.receipt_digest or ""} for r in runs
                 if r.run_folder and r.receipt_digest],
@@ -451,6 +453,7 @@ def process_acquired(config: Config, plan: Plan, key: str, store: Store) -> tupl
         files, outputs = run_files(result, decision)
         manifest_rel = mpath.relative_to(config.root).as_posix()
         receipt = make_receipt(
+            root=config.root,
             rid=rid, slug=plan.slug, actor=actor(frozen.committer), operation="process",
             inputs=[{"uri": manifest_rel, "digest": sha256_digest(mpath.read_bytes()), "role": "acquisition"},
                     *result.inputs],

@@ -82,10 +82,25 @@ def run_folder_name(rid: str) -> str:
     return rid.removeprefix("kfm://run/")
 
 
-def findings_report(findings: Sequence[Finding]) -> tuple[str, list[dict[str, object]]]:
-    """The digest and content of a validation report made of findings."""
-    items = [f.as_dict() for f in findings]
+def findings_report(findings: Sequence[Finding], root: Path) -> tuple[str, list[dict[str, object]]]:
+    """The digest and content of a validation report made of findings, their paths relative to the repository
+    ``root`` (as shown, they are relative to where kfm ran, which must not reach a committed receipt)."""
+    items = []
+    for f in findings:
+        item = f.as_dict()
+        if isinstance(item.get("path"), str):
+            item["path"] = repository_path(str(item["path"]), root)
+        items.append(item)
     return digest_of(items), items
+
+
+def repository_path(shown: str, root: Path) -> str:
+    """A path as shown to the user, relative to the repository when it lies inside it."""
+    try:
+        full = (Path.cwd() / shown).resolve()
+        return full.relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError):
+        return shown if not os.path.isabs(shown) else Path(shown).name
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +120,8 @@ class Receipt:
         return str(self.data["run_id"])
 
 
-def make_receipt(*, rid: str, slug: str, actor: Mapping[str, str], operation: str, inputs: Sequence[Mapping[str, str]],
+def make_receipt(*, root: Path, rid: str, slug: str, actor: Mapping[str, str], operation: str,
+                 inputs: Sequence[Mapping[str, str]],
                  outputs: Sequence[Mapping[str, str]], env: Mapping[str, Any], findings: Sequence[Finding],
                  chunk: Mapping[str, str] | None = None, dataset_version_id: str | None = None,
                  plan: str | None = None, decision_id: str | None = None,
@@ -115,7 +131,7 @@ def make_receipt(*, rid: str, slug: str, actor: Mapping[str, str], operation: st
     from kfm_gitops.periods import iso_utc
     from kfm_gitops.schema import validate_data
 
-    report_digest, items = findings_report(findings)
+    report_digest, items = findings_report(findings, root)
     errors = [f for f in findings if f.severity == "error"]
     status = "fail" if errors else ("warn" if findings else "pass")
     data: dict[str, Any] = {
