@@ -55,14 +55,38 @@ def test_init_on_an_existing_repository_adds_only_what_is_missing(tmp_path: Path
     git(root, "add", "staged.txt")
     r = kfm("init", str(root))
     assert r.code == 0, r.err
-    assert "added .gitignore" not in r.out
-    assert (root / ".gitignore").read_text() == "secret.txt\n"
+    # the one change to a file of the user's: the local object store must never be committed
+    assert "  added .gitignore (the line .kfm/)\n" in r.out
+    ignore = "secret.txt\n\n# kfm's local object store, staging area and lock: data bytes never go into git.\n.kfm/\n"
+    assert (root / ".gitignore").read_text() == ignore
     main_files = tree(root, "main")
     assert "README.md" in main_files and "kfm.yaml" in main_files
     assert "staged.txt" not in main_files  # the user's staged work is not committed by kfm
     assert git(root, "status", "--porcelain").splitlines() == ["A  staged.txt"]
-    assert git(root, "show", "release:.gitignore") == "secret.txt\n"  # release carries main's shared files
+    assert git(root, "show", "release:.gitignore") == ignore  # release carries main's shared files
+    assert git(root, "show", "main:.gitignore") == ignore
+    (root / ".kfm" / "objects").mkdir(parents=True)
+    (root / ".kfm" / "objects" / "x").write_text("data\n")
+    assert ".kfm" not in git(root, "status", "--porcelain")
     assert git(root, "rev-list", "--count", "main").strip() == "2"
+
+
+def test_init_leaves_a_gitignore_that_already_ignores_the_store_or_has_changes(tmp_path: Path,
+                                                                              kfm: Runner) -> None:
+    for name, content, dirty in [("ignores", "/.kfm\n", False), ("dirty", "secret.txt\n", True)]:
+        root = tmp_path / name
+        root.mkdir()
+        git(root, "init", "-q", "-b", "main")
+        (root / ".gitignore").write_text(content)
+        git(root, "add", ".gitignore")
+        git(root, "commit", "-q", "-m", "first")
+        if dirty:
+            (root / ".gitignore").write_text(content + "notes.txt\n")
+        r = kfm("init", str(root))
+        assert r.code == 0, r.err
+        assert "added .gitignore" not in r.out
+        assert (root / ".gitignore").read_text() == content + ("notes.txt\n" if dirty else "")
+        assert ("note: .gitignore has uncommitted changes: add the line `.kfm/` to it yourself" in r.out) is dirty
 
 
 def test_init_refuses_another_branch(tmp_path: Path, kfm: Runner) -> None:

@@ -100,6 +100,23 @@ class InitResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _ignore_the_store(repo: object, root: Path, result: InitResult) -> bool:
+    """An existing .gitignore that does not ignore .kfm/ gets kfm's lines appended (the local store must never be
+    committed); a .gitignore with uncommitted changes is left to its owner, with a note."""
+    path = root / ".gitignore"
+    if not path.is_file() or path.is_symlink():
+        return False
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if any(line.strip() in (".kfm", ".kfm/", "/.kfm", "/.kfm/") for line in text.splitlines()):
+        return False
+    if _git.changed_paths(repo, [".gitignore"]):
+        result.notes.append(".gitignore has uncommitted changes: add the line `.kfm/` to it yourself")
+        return False
+    atomic_write(path, (text + ("" if text.endswith("\n") or not text else "\n") + "\n" + GITIGNORE).encode())
+    result.added.append(".gitignore (the line .kfm/)")
+    return True
+
+
 def init(directory: Path, extra: dict[str, bytes] | None = None, message: str = "kfm init: governed repository"
          ) -> InitResult:
     """Make ``directory`` a governed repository. Existing files are never changed; missing ones are added and
@@ -134,9 +151,11 @@ def init(directory: Path, extra: dict[str, bytes] | None = None, message: str = 
         result.added.append(rel)
     head = _git.branch_head(repo, main)
     tracked = _git.list_tree(repo, head) if head is not None else {}
+    ignore_added = _ignore_the_store(repo, root, result) if ".gitignore" not in result.added else False
     # Commit what kfm added; on a repository with no commit yet, also the scaffold files that were already there.
-    to_commit = sorted(rel for rel in wanted if rel not in tracked and (root / rel).is_file()
-                       and (rel in result.added or head is None))
+    to_commit = sorted(rel for rel in wanted if (rel not in tracked or (rel == ".gitignore" and ignore_added))
+                       and (root / rel).is_file() and (rel in result.added or head is None or
+                                                       (rel == ".gitignore" and ignore_added)))
     if to_commit:
         result.main_commit = str(_git.commit_index_paths(repo, main, to_commit, message))
         head = _git.branch_head(repo, main)
