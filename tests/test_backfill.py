@@ -207,9 +207,14 @@ def test_recovery_after_kill_9(governed: Path, tmp_path: Path) -> None:
     env = {**os.environ, **GIT_ENV}
     proc = subprocess.Popen([KFM, "backfill", "run", FIRST_PLAN, "--yes", "--jobs", "1"], cwd=governed, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.8)
+    staging = governed / ".kfm" / "staging"
+    deadline = time.monotonic() + 60
+    while not list(staging.glob("*.work")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until a chunk is being processed
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed in its middle"
+    assert "<to-be-computed>" in (governed / FIRST_PLAN).read_text()  # killed before any roll-up
     # Whatever is visible is whole: every run folder has its receipt; no version exists without its manifest.
     runs = governed / "releases" / SLUG / "runs"
     for folder in runs.glob("*") if runs.exists() else []:
