@@ -166,7 +166,7 @@ def test_a_manifest_that_is_not_json_is_located(governed: Path, kfm: Runner) -> 
 
 
 def test_credentials_never_reach_evidence(governed: Path, kfm: Runner) -> None:
-    from kfm_gitops.connectors.http import redact
+    from kfm_gitops._urls import redact
 
     assert redact("https://u:pw@h.example/x.csv?a=1&api_key=s3cr3t#token=t0k") == \
         "https://***@h.example/x.csv?a=1&api_key=***#token=***"

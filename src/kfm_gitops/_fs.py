@@ -7,7 +7,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from kfm_gitops.findings import Finding, Location
 
@@ -20,6 +20,14 @@ def display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):
         return str(path)
+
+
+def leaves_folder(text: str, *, absolute_ok: bool) -> bool:
+    """Whether a relative path (a root below the repository, a pattern below the root) can leave its folder."""
+    p = PurePosixPath(text)
+    if p.is_absolute():
+        return not absolute_ok
+    return ".." in p.parts or "\\" in text
 
 
 def read_text(path: Path, *, shown: str | None = None, limit: int = MAX_TEXT_BYTES) -> str | Finding:

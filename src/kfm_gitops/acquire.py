@@ -112,7 +112,7 @@ def _only_expected_id_differs(repo: Any, rel: str, plan: Plan) -> bool:
 def snapshot_terms(source: str, config: Config, store: Store) -> tuple[dict[str, Any] | None, list[Finding]]:
     """Store the upstream licence/terms the plan names (a repository path or an http(s) URL)."""
     if source.startswith(("http://", "https://")):
-        from kfm_gitops.connectors.http import url_problem
+        from kfm_gitops._urls import url_problem
 
         problem = url_problem(source)
         if problem is not None:

@@ -112,7 +112,7 @@ def _from_receipt(run: ChunkRun, folder: Path, receipt: dict[str, Any], root: Pa
 def processing_input(config: Config, plan: Plan, contract: Contract, terms: dict[str, Any] | None
                      ) -> dict[str, Any]:
     """What the processing policy decides on: the label, its vocabulary, the obligations, licence and rights."""
-    from kfm_gitops.obligations import normalized
+    from kfm_gitops.policy import normalized
 
     lic = contract.dataset.data.get("license") or None
     return {

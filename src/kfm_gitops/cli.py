@@ -308,7 +308,9 @@ def dataset_validate(targets: tuple[str, ...], fmt: str) -> int:
     elif not targets:
         raise KfmError("no kfm.yaml here or above, and no contract named",
                        hint="name contract files, or run inside a governed repository")
-    checked, findings = validate_paths(config, list(targets))
+    from kfm_gitops.connectors import check_params
+
+    checked, findings = validate_paths(config, list(targets), check_params)
     report.checked.extend(checked)
     report.extend(sort_findings(findings))
     return _echo_report(report, fmt, "contract file")

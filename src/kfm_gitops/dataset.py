@@ -5,7 +5,7 @@ The contract is what makes a backfill reproducible: its spec_hash is part of eve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,7 +167,7 @@ def check_pipeline(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[
                                "entry-point group kfm_gitops.connectors"))
     params = d["connector"]["params"]
     if connector == "file":
-        from kfm_gitops.connectors.file import leaves_folder
+        from kfm_gitops._fs import leaves_folder
 
         for key in ("root", "pattern"):
             value = params.get(key)
@@ -177,27 +177,12 @@ def check_pipeline(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[
                                    doc.locate(("connector", "params", key)),
                                    hint="name a folder below the repository root, or an absolute one" if key == "root"
                                    else "a pattern is relative to root and may not use '..'"))
-    if connector == "http" and isinstance(params.get("url"), str):
-        from datetime import UTC, datetime
-
-        from kfm_gitops.connectors import DEFAULT_MAX_BYTES, TemplateError, Window, expand
-        from kfm_gitops.connectors.http import plan_fetch
-
-        sample = Window("2023-01", datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC), UTC)
-        try:
-            expand(params["url"], sample)
-        except TemplateError:
-            pass  # said below, as PIPELINE_TEMPLATE
-        else:
-            for problem in plan_fetch(params, sample, DEFAULT_MAX_BYTES)[2]:
-                out.append(Finding("PIPELINE_CONNECTOR", problem, doc.locate(("connector", "params"), key=True),
-                                   hint='e.g. url: "https://example.org/data/{year}-{month}.csv", timeout: 30'))
     for key in ("pattern", "url", "name"):
         template = params.get(key)
         if isinstance(template, str):
             from datetime import UTC, datetime
 
-            from kfm_gitops.connectors import TemplateError, Window, expand
+            from kfm_gitops.templates import TemplateError, Window, expand
 
             try:
                 expand(template, Window("2023-01", datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC),
@@ -276,8 +261,11 @@ def list_slugs(root: Path) -> list[str]:
     return sorted(p.name for p in base.iterdir() if (p / DATASET_FILE).is_file())
 
 
-def validate_paths(config: Config | None, args: list[str]) -> tuple[list[str], list[Finding]]:
-    """Resolve `kfm dataset validate` arguments (slugs, dataset folders or contract files) and check them.
+def validate_paths(config: Config | None, args: list[str],
+                   pipeline_checks: Callable[[_yaml.Document], list[Finding]] | None = None
+                   ) -> tuple[list[str], list[Finding]]:
+    """Resolve `kfm dataset validate` arguments (slugs, dataset folders or contract files) and check them;
+    ``pipeline_checks`` adds what a later layer (the connectors) can say of a pipeline.
 
     Returns what was checked and the findings.
     """
@@ -333,4 +321,6 @@ def validate_paths(config: Config | None, args: list[str]) -> tuple[list[str], l
             sibling = _yaml.load(path.parent / DATASET_FILE)
             usable = isinstance(sibling, _yaml.Document) and not schema.validate(sibling, "dataset")
             findings.extend(check_pipeline(doc, sibling if usable and isinstance(sibling, _yaml.Document) else None))
+            if pipeline_checks is not None:
+                findings.extend(pipeline_checks(doc))
     return checked, findings

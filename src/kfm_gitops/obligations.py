@@ -7,36 +7,19 @@ coordinate precision after, the smallest group count), so that a gate can check 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kfm_gitops.config import OBLIGATION_ALIASES
 from kfm_gitops.findings import Finding
+from kfm_gitops.policy import dataset_columns, grid_cell, normalized, obligation_problems
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-RECORD_ONLY = ("require_attribution", "show_notice", "deny_asset_links")
 # shapely's geometry type ids
 _TYPE_NAMES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon",
                "GeometryCollection")
-_KM_PER_DEGREE = 111.32
-
-
-def normalized(ob: dict[str, Any]) -> dict[str, Any]:
-    return {**ob, "type": OBLIGATION_ALIASES.get(ob["type"], ob["type"])}
-
-
-def grid_cell(method: str) -> float:
-    """grid_aggregation_<n>[deg|km|m] as a cell size in degrees (km and m converted at the equator)."""
-    m = re.fullmatch(r"grid_aggregation_([0-9]+(?:\.[0-9]+)?)(deg|km|m)?", method)
-    if not m:
-        raise ValueError(method)
-    size = float(m.group(1))
-    unit = m.group(2) or "deg"
-    return size if unit == "deg" else size / _KM_PER_DEGREE if unit == "km" else size / 1000 / _KM_PER_DEGREE
 
 
 def max_decimals(coords: np.ndarray) -> int:
@@ -72,10 +55,8 @@ class Obligations:
                     ) -> tuple[Obligations, list[Finding]]:
         """``build`` for a dataset contract: its declared columns, geometry column, and the id and time-axis
         columns no obligation may remove."""
-        schema = dataset["schema"]
-        protected = (schema["id_column"], *[c for spec in dataset["time_axes"].values() for c in spec.values()])
-        return cls.build(obligations, [c["name"] for c in schema["columns"]], schema["geometry"]["column"], protected,
-                         tuple(schema["geometry"].get("types", ())))
+        columns, protected, types = dataset_columns(dataset)
+        return cls.build(obligations, columns, dataset["schema"]["geometry"]["column"], protected, types)
 
     @classmethod
     def build(cls, obligations: list[dict[str, Any]], columns: list[str], geometry_column: str,
@@ -83,48 +64,16 @@ class Obligations:
               ) -> tuple[Obligations, list[Finding]]:
         items = [normalized(o) for o in obligations]
         out = cls(items, geometry_column, protected)
-        findings: list[Finding] = []
-        applied = ("remove_attributes", "generalize_geometry", "min_count_threshold", *RECORD_ONLY)
+        findings = obligation_problems(items, columns, protected, geometry_types)
         for ob in items:
             params = ob.get("params", {})
-            if ob["type"] not in applied:
-                # A type kfm.yaml adds to the vocabulary but no code applies: never pretend it was applied.
-                findings.append(Finding("OBLIGATION_INAPPLICABLE", f"kfm cannot apply obligations of type "
-                                        f"{ob['type']!r}", None, hint=f"kfm applies: {', '.join(applied)}"))
-            elif ob["type"] == "remove_attributes":
-                for name in params.get("fields", []):
-                    if name in protected:
-                        findings.append(Finding("OBLIGATION_INAPPLICABLE", f"remove_attributes cannot remove {name}: "
-                                                "the id and time-axis columns identify and partition the data", None))
-                    elif name not in columns:
-                        findings.append(Finding("OBLIGATION_INAPPLICABLE", f"remove_attributes names {name!r}, which "
-                                                "the contract does not declare", None,
-                                                hint=f"declared columns: {', '.join(columns)}"))
-                    elif name not in out.removed:
-                        out.removed.append(name)
+            if ob["type"] == "remove_attributes":
+                out.removed += [n for n in params.get("fields", []) if n in columns and n not in protected
+                                and n not in out.removed]
             elif ob["type"] == "generalize_geometry":
-                method = str(params.get("method", ""))
-                if out.method is not None and out.method != method:
-                    findings.append(Finding("OBLIGATION_INAPPLICABLE", f"two geometry generalisations: {out.method} "
-                                            f"and {method}", None, hint="keep the stricter one"))
-                out.method = method
-                points_only = bool(geometry_types) and set(geometry_types) <= {"Point"}
-                if method in ("centroid_only", "bounding_box_only") and points_only:
-                    findings.append(Finding("OBLIGATION_INAPPLICABLE", f"{method} leaves a point where it is: it "
-                                            "does not generalise a dataset of points", None,
-                                            hint="use round_<n>_decimals or grid_aggregation_<cell>"))
-                if method.startswith("grid_aggregation_"):
-                    try:
-                        grid_cell(method)
-                    except ValueError:
-                        findings.append(Finding("OBLIGATION_INAPPLICABLE", f"bad grid cell in {method}", None))
+                out.method = str(params.get("method", ""))
             elif ob["type"] == "min_count_threshold":
-                group_by = list(params.get("group_by", []))
-                missing = [g for g in group_by if g not in columns or g in out.removed]
-                if missing:
-                    findings.append(Finding("OBLIGATION_INAPPLICABLE", f"min_count_threshold groups by {missing}, "
-                                            "which the output does not have", None))
-                out.min_count = (int(params.get("min_count", 1)), group_by)
+                out.min_count = (int(params.get("min_count", 1)), list(params.get("group_by", [])))
         return out, findings
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:

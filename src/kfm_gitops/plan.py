@@ -162,7 +162,7 @@ def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
                            doc.locate(("reviewers",)), hint="name a steward other than the requester"))
     terms = _get(d, ("governance", "upstream_terms_snapshot"), str)
     if terms is not None and terms.startswith(("http://", "https://")):
-        from kfm_gitops.connectors.http import url_problem  # only for a url: the hook's path stays light
+        from kfm_gitops._urls import url_problem  # only for a url: the hook's path stays light
 
         problem = url_problem(terms)
         if problem is not None:
@@ -338,16 +338,17 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
 def _inapplicable(doc: _yaml.Document, plan: Plan, dataset: dict[str, Any]) -> list[Finding]:
     """Obligations the contract's data cannot take (a column it lacks, the id removed, a group of a removed
     column): found here, at their line, rather than when a chunk runs."""
-    from kfm_gitops.obligations import Obligations
+    from kfm_gitops.policy import dataset_columns, normalized, obligation_problems
 
+    terms = dataset_columns(dataset)
     out: list[Finding] = []
     seen: set[str] = set()
     for i, ob in enumerate(plan.obligations):
-        for f in Obligations.for_dataset([ob], dataset)[1]:
+        for f in obligation_problems([normalized(ob)], *terms):
             seen.add(f.message)
             out.append(Finding("PLAN_OBLIGATION_INAPPLICABLE", f.message,
                                doc.locate(("governance", "obligations", i)), hint=f.hint))
-    for f in Obligations.for_dataset(list(plan.obligations), dataset)[1]:
+    for f in obligation_problems([normalized(ob) for ob in plan.obligations], *terms):
         if f.message not in seen:
             out.append(Finding("PLAN_OBLIGATION_INAPPLICABLE", f.message, doc.locate(("governance", "obligations")),
                                hint=f.hint))

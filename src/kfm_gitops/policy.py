@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from kfm_gitops.config import OBLIGATION_ALIASES
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.identity import digest_of, sha256_digest
 
@@ -315,3 +316,80 @@ def test_policies(root: Path) -> tuple[list[str], list[Finding]]:
         if f not in unique:
             unique.append(f)
     return checked, unique
+
+
+# --- obligations: which kfm applies, and whether a dataset's data can take them ------------------------------------
+
+RECORD_ONLY = ("require_attribution", "show_notice", "deny_asset_links")
+_KM_PER_DEGREE = 111.32
+
+
+def normalized(ob: dict[str, Any]) -> dict[str, Any]:
+    return {**ob, "type": OBLIGATION_ALIASES.get(ob["type"], ob["type"])}
+
+
+def grid_cell(method: str) -> float:
+    """grid_aggregation_<n>[deg|km|m] as a cell size in degrees (km and m converted at the equator)."""
+    m = re.fullmatch(r"grid_aggregation_([0-9]+(?:\.[0-9]+)?)(deg|km|m)?", method)
+    if not m:
+        raise ValueError(method)
+    size = float(m.group(1))
+    unit = m.group(2) or "deg"
+    return size if unit == "deg" else size / _KM_PER_DEGREE if unit == "km" else size / 1000 / _KM_PER_DEGREE
+
+
+def dataset_columns(dataset: dict[str, Any]) -> tuple[list[str], tuple[str, ...], tuple[str, ...]]:
+    """From a dataset contract: its declared columns, the columns no obligation may remove (the id and the time
+    axes'), and its geometry types."""
+    schema = dataset["schema"]
+    protected = (schema["id_column"], *[c for spec in dataset["time_axes"].values() for c in spec.values()])
+    return [c["name"] for c in schema["columns"]], protected, tuple(schema["geometry"].get("types", ()))
+
+
+def obligation_problems(items: list[dict[str, Any]], columns: list[str], protected: tuple[str, ...],
+                        geometry_types: tuple[str, ...] = ()) -> list[Finding]:
+    """Why obligations (normalised) cannot be applied to a dataset with these columns, protected (id and time-axis)
+    columns and geometry types: an obligation kfm does not apply is never pretended applied. Plan checks use it at
+    the plan's lines, the chunk pipeline before it reads a row."""
+    findings: list[Finding] = []
+    applied = ("remove_attributes", "generalize_geometry", "min_count_threshold", *RECORD_ONLY)
+    removed: list[str] = []
+    method: str | None = None
+    for ob in items:
+        params = ob.get("params", {})
+        if ob["type"] not in applied:
+            # A type kfm.yaml adds to the vocabulary but no code applies.
+            findings.append(Finding("OBLIGATION_INAPPLICABLE", f"kfm cannot apply obligations of type "
+                                    f"{ob['type']!r}", None, hint=f"kfm applies: {', '.join(applied)}"))
+        elif ob["type"] == "remove_attributes":
+            for name in params.get("fields", []):
+                if name in protected:
+                    findings.append(Finding("OBLIGATION_INAPPLICABLE", f"remove_attributes cannot remove {name}: "
+                                            "the id and time-axis columns identify and partition the data", None))
+                elif name not in columns:
+                    findings.append(Finding("OBLIGATION_INAPPLICABLE", f"remove_attributes names {name!r}, which "
+                                            "the contract does not declare", None,
+                                            hint=f"declared columns: {', '.join(columns)}"))
+                else:
+                    removed.append(name)
+        elif ob["type"] == "generalize_geometry":
+            new = str(params.get("method", ""))
+            if method is not None and method != new:
+                findings.append(Finding("OBLIGATION_INAPPLICABLE", f"two geometry generalisations: {method} "
+                                        f"and {new}", None, hint="keep the stricter one"))
+            method = new
+            if new in ("centroid_only", "bounding_box_only") and geometry_types and set(geometry_types) <= {"Point"}:
+                findings.append(Finding("OBLIGATION_INAPPLICABLE", f"{new} leaves a point where it is: it "
+                                        "does not generalise a dataset of points", None,
+                                        hint="use round_<n>_decimals or grid_aggregation_<cell>"))
+            if new.startswith("grid_aggregation_"):
+                try:
+                    grid_cell(new)
+                except ValueError:
+                    findings.append(Finding("OBLIGATION_INAPPLICABLE", f"bad grid cell in {new}", None))
+        elif ob["type"] == "min_count_threshold":
+            missing = [g for g in params.get("group_by", []) if g not in columns or g in removed]
+            if missing:
+                findings.append(Finding("OBLIGATION_INAPPLICABLE", f"min_count_threshold groups by {missing}, "
+                                        "which the output does not have", None))
+    return findings

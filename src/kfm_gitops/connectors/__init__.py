@@ -11,13 +11,18 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
 from kfm_gitops.findings import Finding
-from kfm_gitops.periods import iso_utc, local_day
 from kfm_gitops.store import Store
+
+# The template grammar lives in kfm_gitops.templates (the dataset checks need it too); connectors use it from here.
+from kfm_gitops.templates import PLACEHOLDERS as PLACEHOLDERS
+from kfm_gitops.templates import TemplateError as TemplateError
+from kfm_gitops.templates import Window as Window
+from kfm_gitops.templates import check_template as check_template
+from kfm_gitops.templates import expand as expand
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024 * 1024  # 4 GiB per object unless the pipeline says otherwise
 
@@ -50,20 +55,6 @@ def media_type_of(name: str) -> str:
         return MEDIA_TYPES[suffix]
     guessed, _ = mimetypes.guess_type(name)
     return guessed or "application/octet-stream"
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """The chunk being acquired: its key and half-open UTC interval, in the partitioning's timezone."""
-
-    key: str
-    start: datetime
-    end: datetime
-    zone: tzinfo
-
-    def days(self) -> list[date]:
-        first, last = local_day(self.start, self.zone), local_day(self.end - timedelta(microseconds=1), self.zone)
-        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,75 +114,6 @@ def identity_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in OPERATIONAL_PARAMS}
 
 
-class TemplateError(ValueError):
-    """A template names a placeholder that does not exist, or has a stray brace."""
-
-
-PLACEHOLDERS = ("year", "month", "day", "quarter", "week", "isoyear", "key", "start", "end")
-
-
-def check_template(template: str) -> None:
-    """Raise TemplateError unless every field of ``template`` is a bare placeholder and every brace is paired.
-
-    A grammar smaller than str.format's (no attributes, indexes, conversions or format specs), so that what a
-    template means is plain from reading it, and a mistake is named in the contributor's terms.
-    """
-    import difflib
-
-    def fail(problem: str) -> TemplateError:
-        return TemplateError(f"template {template!r}: {problem}")
-
-    stray = "write '{{' or '}}' for a literal brace"
-    known = "placeholders: " + " ".join(f"{{{p}}}" for p in PLACEHOLDERS)
-    i = 0
-    while i < len(template):
-        c = template[i]
-        if c in "{}" and template[i + 1:i + 2] == c:
-            i += 2
-            continue
-        if c == "}":
-            raise fail(f"a '}}' is not opened; {stray}")
-        if c == "{":
-            j = template.find("}", i + 1)
-            field = template[i + 1:j]
-            if j < 0 or "{" in field:
-                raise fail(f"a '{{' is not closed; {stray}")
-            name = field.split("!", 1)[0].split(":", 1)[0]
-            if name in PLACEHOLDERS and name != field:
-                raise fail(f"'{{{field}}}' has a format spec or conversion; write the placeholder bare, as "
-                           f"'{{{name}}}'")
-            if name not in PLACEHOLDERS:
-                close = difflib.get_close_matches(name.strip(), PLACEHOLDERS, n=1, cutoff=0.6)
-                if not close:  # an attribute or index on a placeholder: {year.real}, {year[0]}
-                    close = [p for p in PLACEHOLDERS if name.startswith((f"{p}.", f"{p}["))][:1]
-                mean = f" (did you mean '{{{close[0]}}}'?)" if close else ""
-                raise fail(f"'{{{field}}}' is not a placeholder{mean}; {known}")
-            i = j + 1
-            continue
-        i += 1
-
-
-def expand(template: str, window: Window) -> list[str]:
-    """Fill a template's placeholders for every local day of the window; each distinct result once, in order.
-
-    Placeholders: {year} {month} {day} {quarter} {week} (ISO week, two digits) {isoyear} {key} {start} {end}.
-    """
-    check_template(template)
-    out: list[str] = []
-    seen: set[str] = set()
-    for day in window.days():
-        iso = day.isocalendar()
-        text = template.format(
-            year=f"{day.year:04d}", month=f"{day.month:02d}", day=f"{day.day:02d}",
-            quarter=str((day.month - 1) // 3 + 1), week=f"{iso.week:02d}", isoyear=f"{iso.year:04d}",
-            key=window.key, start=iso_utc(window.start), end=iso_utc(window.end),
-        )
-        if text not in seen:
-            seen.add(text)
-            out.append(text)
-    return out
-
-
 BUILTIN = {"file": ("kfm_gitops.connectors.file", "FileConnector"),
            "http": ("kfm_gitops.connectors.http", "HttpConnector")}
 
@@ -214,3 +136,23 @@ def get(name: str) -> Connector:
             return plugin
     raise KfmError(f"no connector named {name!r}", hint="built in: file, http; plugins register under the "
                    "entry-point group kfm_gitops.connectors")
+
+
+def check_params(doc: Any) -> list[Finding]:
+    """What a connector can say of its params from pipeline.yaml alone (a _yaml.Document that passed its schema),
+    before any chunk runs: `kfm dataset validate` adds these to the contract's own checks."""
+    from datetime import UTC, datetime
+
+    connector, params = doc.data["connector"]["type"], doc.data["connector"]["params"]
+    if connector != "http" or not isinstance(params.get("url"), str):
+        return []
+    from kfm_gitops.connectors.http import plan_fetch
+
+    sample = Window("2023-01", datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC), UTC)
+    try:
+        expand(params["url"], sample)
+    except TemplateError:
+        return []  # the contract's check says it, as PIPELINE_TEMPLATE
+    return [Finding("PIPELINE_CONNECTOR", problem, doc.locate(("connector", "params"), key=True),
+                    hint='e.g. url: "https://example.org/data/{year}-{month}.csv", timeout: 30')
+            for problem in plan_fetch(params, sample, DEFAULT_MAX_BYTES)[2]]

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kfm_gitops._fs import leaves_folder
 from kfm_gitops.connectors import (
     HTML_TYPES,
     Context,
@@ -33,14 +34,6 @@ from kfm_gitops.store import StoreError
 
 def _bad_relative(text: str) -> bool:
     return leaves_folder(text, absolute_ok=False)
-
-
-def leaves_folder(text: str, *, absolute_ok: bool) -> bool:
-    """Whether a relative path (a root below the repository, a pattern below the root) can leave its folder."""
-    p = PurePosixPath(text)
-    if p.is_absolute():
-        return not absolute_ok
-    return ".." in p.parts or "\\" in text
 
 
 class FileConnector:

@@ -27,9 +27,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from typing import IO, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from kfm_gitops import __version__
+from kfm_gitops._urls import SCHEMES, redact, url_problem
 from kfm_gitops.connectors import (
     HTML_TYPES,
     Context,
@@ -45,7 +46,6 @@ from kfm_gitops.findings import Finding, Location
 from kfm_gitops.store import StoreError
 
 PARAMS = frozenset({"url", "name", "media_type", "timeout", "retries", "backoff", "max_bytes"})
-SCHEMES = frozenset({"http", "https"})
 GAP_STATUSES = frozenset({404, 410})  # the upstream has nothing for this period
 READ = 1024 * 1024
 _SNIFF = 16  # bytes of the body, after leading whitespace, kept to recognise an HTML page
@@ -130,47 +130,6 @@ def _settings(params: Mapping[str, Any], default_max: int) -> tuple[_Settings | 
                      media_type.lower() if isinstance(media_type, str) else None), []
 
 
-def redact(url: str) -> str:
-    """The url with its user information and the values of credential-like query or fragment parameters hidden."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<an unparseable url>"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    netloc = f"***@{netloc}" if "@" in parts.netloc else netloc
-
-    def hide(text: str) -> str:
-        return "&".join(f"{k}=***" if _SECRET_PARAM.search(k) else (f"{k}={v}" if v or "=" in text else k)
-                        for k, v in parse_qsl(text, keep_blank_values=True)) if "=" in text else text
-
-    return parts._replace(netloc=netloc, query=hide(parts.query), fragment=hide(parts.fragment)).geturl()
-
-
-def url_problem(url: str) -> str | None:
-    """Why kfm cannot fetch (or must not record) a url; None when it can. Messages never repeat a credential."""
-    if not url.isascii() or re.search(r"[\x00-\x20\x7f]", url):
-        return f"the url {url!r} has spaces, control or non-ASCII characters (percent-encode them; punycode hosts)"
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises on a port that is not a number in range
-    except ValueError as exc:
-        return f"the url {url!r} is malformed: {exc}"
-    if parts.scheme.lower() not in SCHEMES:
-        return f"the url {url!r} is not http:// or https://"
-    if not parts.hostname:
-        return f"the url {url!r} names no host"
-    if parts.username is not None or parts.password is not None:
-        return (f"the url {redact(url)!r} carries credentials, which would be recorded in the acquisition manifest; "
-                "serve it without them, or behind an authenticating proxy")
-    secret = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) + parse_qsl(parts.fragment,
-              keep_blank_values=True) if _SECRET_PARAM.search(k)]
-    if secret:
-        return (f"the url's query has {', '.join(secret)}, which looks like a credential and would be recorded in "
-                "the acquisition manifest; serve it without one, or behind an authenticating proxy")
-    return None
-
-
-_SECRET_PARAM = re.compile(r"(key|token|secret|pass|pwd|signature|sig$|auth|credential|session|bearer)", re.I)
 
 
 def _name_problem(name: str) -> str | None:
