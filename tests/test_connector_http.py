@@ -19,8 +19,10 @@ from urllib.parse import unquote
 
 import pytest
 
+from conftest import Runner
 from kfm_gitops.connectors import Context, FetchedObject, FetchResult, Window, get, media_type_of
 from kfm_gitops.connectors.http import HttpConnector
+from kfm_gitops.example import FIRST_PLAN
 from kfm_gitops.findings import Location
 from kfm_gitops.periods import get_zone, period_of_key
 from kfm_gitops.store import Store
@@ -590,3 +592,45 @@ def test_credentials_in_the_query_are_refused(env: Env) -> None:
     assert [f.code for f in result.findings] == ["CONNECTOR_PARAMS"]
     assert "api_key" in result.findings[0].message
     assert result.objects == []
+
+
+def test_kfm_acquire_and_process_over_http(env: Env, governed: Path, kfm: Runner) -> None:
+    """The example served over HTTP end to end: `kfm acquire` fetches each day's URL (404s are days without a
+    batch), snapshots the terms from their URL, writes the manifest and the receipt; `kfm process` makes the
+    partition from it."""
+    import json
+    import shutil
+
+    from conftest import git
+
+    upstream = governed / "upstream" / "ks_storm_reports"
+    shutil.copytree(upstream / "2023-01", env.files / "2023-01")
+    shutil.copy(upstream / "TERMS.txt", env.files / "TERMS.txt")
+    pipeline = governed / "datasets" / "ks_storm_reports" / "pipeline.yaml"
+    text = pipeline.read_text()
+    start, end = text.index("connector:"), text.index("\nsource:")
+    pipeline.write_text(text[:start] + "connector:\n  type: http\n  params:\n"
+                        f'    url: "{env.base}/files/{{year}}-{{month}}/reports-{{year}}-{{month}}-{{day}}.csv"\n'
+                        "    retries: 0\n" + text[end:])
+    plan = governed / FIRST_PLAN
+    plan.write_text(plan.read_text().replace('upstream_terms_snapshot: "upstream/ks_storm_reports/TERMS.txt"',
+                                             f'upstream_terms_snapshot: "{env.base}/files/TERMS.txt"'))
+    assert kfm("dataset", "validate", "ks_storm_reports").code == 0
+    git(governed, "commit", "-qam", "upstream over http")
+    r = kfm("acquire", FIRST_PLAN, "--chunk", "2023-01")
+    assert r.code == 0, r.out + r.err
+    (manifest_path,) = (governed / "data" / "raw" / "ks_storm_reports").glob("2023-01.*.json")
+    manifest = json.loads(manifest_path.read_text())
+    names = sorted(p.name for p in (upstream / "2023-01").iterdir())
+    assert [o["name"] for o in manifest["objects"]] == names
+    assert [o["source_uri"] for o in manifest["objects"]] == [f"{env.base}/files/2023-01/{n}" for n in names]
+    assert manifest["terms"]["source_uri"] == f"{env.base}/files/TERMS.txt"
+    assert manifest["terms"]["digest"] == "sha256:" + hashlib.sha256((upstream / "TERMS.txt").read_bytes()).hexdigest()
+    (receipt,) = [json.loads(p.read_text()) for p in (governed / "releases").rglob("receipt.json")]
+    fetched = [i for i in receipt["inputs"] if i.get("role") != "terms"]
+    assert all(i["etag"].startswith('"') and "last_modified" in i for i in fetched)
+    assert env.server.hits[f"/files/2023-01/{names[0]}"] == 1
+    assert sum(env.server.hits.values()) == 31 + 1  # a request per day of January, and the terms
+    r = kfm("process", FIRST_PLAN, "--chunk", "2023-01")
+    assert r.code == 0, r.out + r.err
+    assert r.out.startswith("chunk 2023-01: 120 rows, 120 accepted, 0 quarantined")
