@@ -308,3 +308,42 @@ def test_receipts_say_the_same_wherever_kfm_runs(governed: Path, kfm: Runner,
     (receipt,) = [json.loads(p.read_text()) for p in (governed / "releases").rglob("receipt.json")]
     paths = [f["path"] for f in receipt["validation"]["findings"] if "path" in f]
     assert paths and all(p.startswith("data/raw/ks_storm_reports/2023-03.") for p in paths), paths
+
+
+def test_the_container_digest_is_recorded_when_given(governed: Path, kfm: Runner,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from kfm_gitops.receipts import CONTAINER_ENV
+
+    image = "sha256:" + "ab" * 32
+    monkeypatch.setenv(CONTAINER_ENV, image)
+    assert kfm("acquire", FIRST_PLAN, "--chunk", "2023-01").code == 0
+    (receipt,) = [json.loads(p.read_text()) for p in (governed / "releases").rglob("receipt.json")]
+    assert receipt["environment"]["container_digest"] == image
+    monkeypatch.setenv(CONTAINER_ENV, "latest")
+    r = kfm("acquire", FIRST_PLAN, "--chunk", "2023-02")
+    assert r.code == 1
+    assert r.err.startswith(f"kfm: {CONTAINER_ENV}: ")
+    assert not list((governed / "data" / "raw").rglob("2023-02.*.json"))
+
+
+def test_a_connector_plugin_is_found_by_its_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from kfm_gitops import connectors
+
+    class Plugin:
+        name = "plugin"
+
+    class EntryPoint:
+        name = "plugin"
+
+        def load(self) -> type[Plugin]:
+            return Plugin
+
+    def entry_points(group: str) -> list[EntryPoint]:
+        return [EntryPoint()] if group == "kfm_gitops.connectors" else []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    assert isinstance(connectors.get("plugin"), Plugin)
+    with pytest.raises(Exception, match="no connector named 'nothing'"):
+        connectors.get("nothing")

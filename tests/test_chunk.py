@@ -190,7 +190,7 @@ def test_processing_needs_an_acquisition(governed: Path, kfm: Runner) -> None:
 
 
 def test_other_formats(governed: Path, kfm: Runner) -> None:
-    """GeoJSON and newline-delimited GeoJSON give the same rows as the CSV they were made from."""
+    """GeoJSON, newline-delimited GeoJSON and Parquet (WKB geometry) give the same artifact, from the same rows."""
     from datetime import UTC
 
     from kfm_gitops.chunk import process_chunk
@@ -204,16 +204,30 @@ def test_other_formats(governed: Path, kfm: Runner) -> None:
 
     text = (governed / UPSTREAM / "2023-02/reports-2023-02-01.csv").read_text()
     rows = list(csv.DictReader(text.splitlines()))
-    features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(r.pop("longitude")),
-                                                                                   float(r.pop("latitude"))]},
+    features: list[dict[str, Any]] = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [
+                                           float(r.pop("longitude")),
+                                           float(r.pop("latitude"))]},
                  "properties": {k: (v or None) for k, v in r.items()}} for r in rows]
     store = Store(str(governed / ".kfm/objects"))
     outputs = {}
-    for fmt, data in (("geojson", json.dumps({"type": "FeatureCollection", "features": features})),
-                      ("ndjson", "\n".join(json.dumps(f) for f in features) + "\n")):
-        digest = store.put_bytes(data.encode()).digest
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import shapely
+
+    columns = {k: [f["properties"][k] for f in features] for k in features[0]["properties"]}
+    columns["geometry"] = [shapely.to_wkb(shapely.geometry.shape(f["geometry"])) for f in features]
+    sink = io.BytesIO()
+    pq.write_table(pa.table(columns), sink)
+    sources = {"geojson": ({"format": "geojson"}, json.dumps({"type": "FeatureCollection", "features": features})
+                           .encode()),
+               "ndjson": ({"format": "ndjson"}, ("\n".join(json.dumps(f) for f in features) + "\n").encode()),
+               "parquet": ({"format": "parquet", "geometry": {"from": "wkb", "column": "geometry"}}, sink.getvalue())}
+    for fmt, (source, data) in sources.items():
+        digest = store.put_bytes(data).digest
         pipeline = dict(contract.pipeline.data)
-        pipeline["source"] = {"format": fmt}
+        pipeline["source"] = source
         from dataclasses import replace
 
         from kfm_gitops._yaml import Document
@@ -224,4 +238,4 @@ def test_other_formats(governed: Path, kfm: Runner) -> None:
                                "event_time")
         assert result.qa["rows"] == {"total": 30, "accepted": 30, "quarantined": 0, "other_chunks": 0}, result.qa
         outputs[fmt] = result.partitions[0]["digest"]
-    assert outputs["geojson"] == outputs["ndjson"]
+    assert outputs["geojson"] == outputs["ndjson"] == outputs["parquet"]

@@ -69,6 +69,9 @@ def runs_dir(root: Path, slug: str) -> Path:
 
 def freeze(config: Config, plan: Plan, contract: Contract) -> Frozen:
     """Refuse to run from inputs that differ from HEAD: what cannot be reproduced cannot be promoted."""
+    from kfm_gitops.receipts import container_digest
+
+    container_digest()  # a malformed container digest stops the run before anything is written
     repo = _git.discover(config.root)
     if repo is None:
         raise KfmError(f"{config.root} is not a git repository", hint="run `kfm init` there first")

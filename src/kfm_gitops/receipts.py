@@ -43,9 +43,10 @@ def dependency_set() -> tuple[str, dict[str, str]]:
     return digest_of(pairs), key
 
 
-def environment(git_commit: str, params_digest: str, container_digest: str | None = None) -> dict[str, Any]:
-    deps_digest, key = dependency_set()
-    container = container_digest or os.environ.get(CONTAINER_ENV) or None
+def container_digest(given: str | None = None) -> str | None:
+    """The container image digest runs record (given, else $KFM_CONTAINER_DIGEST); a malformed one stops the
+    run before it writes anything."""
+    container = given or os.environ.get(CONTAINER_ENV) or None
     if container is not None:
         from kfm_gitops.errors import KfmError
         from kfm_gitops.identity import IdentityError
@@ -54,6 +55,12 @@ def environment(git_commit: str, params_digest: str, container_digest: str | Non
             check_digest(container)
         except IdentityError as exc:
             raise KfmError(f"{CONTAINER_ENV}: {exc}", hint="set it to the image digest, sha256:<64 hex>") from exc
+    return container
+
+
+def environment(git_commit: str, params_digest: str, container: str | None = None) -> dict[str, Any]:
+    deps_digest, key = dependency_set()
+    container = container_digest(container)
     env: dict[str, Any] = {
         "git_commit": git_commit,
         "params_digest": check_digest(params_digest),
