@@ -129,6 +129,7 @@ def test_any_value_change_changes_the_hash(governed: Path, kfm: Runner) -> None:
     ("cadence: P1M", "cadance: P1M", "SCHEMA_UNKNOWN_KEY", "50:1"),
     ("max_null_ratio: {magnitude: 0.2,", "max_null_ratio: {hail: 0.2,", "DATASET_UNKNOWN_COLUMN", "55:20"),
     ("{role: steward, min: 1}", "{role: stewart, min: 1}", "DATASET_ROLE", "59:14"),
+    ("crs: OGC:CRS84", "crs: EPSG:3857", "DATASET_CRS", "48:8"),
 ])
 def test_bad_contract_is_a_located_finding(governed: Path, kfm: Runner, old: str, new: str, code: str,
                                            where: str) -> None:

@@ -124,7 +124,11 @@ def check_dataset(doc: _yaml.Document, vocab: Vocabularies, folder_slug: str | N
     if bbox[0] > bbox[2] or bbox[1] > bbox[3]:
         out.append(Finding("DATASET_EXTENT", f"extent bbox {bbox} has a minimum above its maximum",
                            doc.locate(("extent", "bbox")), hint="bbox is [min_x, min_y, max_x, max_y]"))
-    if d["extent"]["crs"] == "OGC:CRS84" and not (
+    if d["extent"]["crs"] != "OGC:CRS84":
+        out.append(Finding("DATASET_CRS", f"kfm publishes OGC:CRS84 (longitude, latitude) only, not "
+                           f"{d['extent']['crs']}: it does not reproject", doc.locate(("extent", "crs")),
+                           hint="deliver and publish the data in OGC:CRS84"))
+    elif not (
         -180 <= bbox[0] <= 180 and -180 <= bbox[2] <= 180 and -90 <= bbox[1] <= 90 and -90 <= bbox[3] <= 90
     ):
         out.append(Finding("DATASET_EXTENT", f"extent bbox {bbox} is outside longitude/latitude range",
