@@ -243,13 +243,20 @@ def test_quickstart(tmp_path: Path, kfm: Runner) -> None:
     assert git(root, "status", "--porcelain") == ""
     log = git(root, "log", "--format=%s").splitlines()
     assert log[-1] == "kfm quickstart: governed repository with the example dataset"
-    assert len(log) == 5
+    assert len(log) == 7
     assert kfm("quickstart", str(root)).code == 1  # not on a used folder
     again = tmp_path / "qs2"
     assert kfm("quickstart", str(again)).code == 0
     versions = sorted(p.name for p in (root / "releases" / SLUG).iterdir() if p.name != "runs")
     assert versions == sorted(p.name for p in (again / "releases" / SLUG).iterdir() if p.name != "runs")
-    assert len(versions) == 2
+    assert len(versions) == 3
+    assert any(line.endswith("coordinates have at most 1 decimal(s); absent columns: source") for line in lines)
+    assert kfm("plan", "validate", str(root / "plans")).code == 1  # a folder is not a plan
+    import glob
+
+    r = kfm("plan", "validate", *sorted(glob.glob(str(root / "plans" / SLUG / "*.yml"))))
+    assert (r.code, r.out.splitlines()[-1]) == (0, "3 plans valid"), r.out  # no warning on plans already rolled up
+    assert "PLAN_PRIOR_VERSION" not in r.out
     assert ("   9 bad records in QUARANTINE: 1 DUPLICATE_ID, 2 GEOMETRY_INVALID, 1 GEOMETRY_OVERPRECISE, "
             "1 OUT_OF_EXTENT, 1 OUT_OF_WINDOW, 3 SCHEMA_INVALID") in lines
     assert any(line.startswith("   (the HASH_MISMATCH warning is expected") for line in lines)

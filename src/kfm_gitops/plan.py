@@ -326,7 +326,8 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
                                f"prior version {plan.prior_version} does not exist under releases/{plan.slug}/",
                                doc.locate(("rollback", "prior_dataset_version_id")),
                                hint='name an existing version, or "" for a first release'))
-    elif others := _versions_of_other_plans(config.root, releases, plan.path):
+    elif plan.expected_version == VERSION_PLACEHOLDER and (
+            others := _versions_of_other_plans(config.root, releases, plan.path)):  # a plan not yet rolled up
         out.append(Finding("PLAN_PRIOR_VERSION",
                            f"this plan says first release, but versions of {plan.slug} made by other plans exist "
                            f"under releases/ ({', '.join(others)})",

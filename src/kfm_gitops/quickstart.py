@@ -4,7 +4,9 @@
 2. the first release: a backfill of January to June, with the gap reported;
 3. upstream redelivers March, with a batch of bad records;
 4. a backfill plan for the gap, its dry run, and the backfill: the gap filled, the bad batch quarantined, a new
-   version made from the first one's partitions plus March.
+   version made from the first one's partitions plus March;
+5. policy tightens: a plan re-publishes all of history under the label public_generalized, coordinates rounded to
+   one decimal and the reporting source removed, with the evidence in each receipt.
 
 Each step commits its evidence on main, as a merged plan PR would, and says where it is.
 """
@@ -128,6 +130,37 @@ def quickstart(directory: Path, say: Say) -> int:
             say(f"   {c.rows[2]} bad records in QUARANTINE: "
                 + ", ".join(f"{n} {code}" for code, n in sorted(counts.items())))
             say(f"   ids, row hashes and reasons in {c.run_folder}/quarantine.json; the rows are a store object")
+
+    say("6. Policy tightens: all of history re-published generalised, without the reporting source")
+    path = new_plan_path(cfg, SLUG, datetime.now(UTC))
+    tightened = [*plan.obligations,
+                 {"type": "generalize_geometry", "params": {"method": "round_1_decimals"}},
+                 {"type": "remove_attributes", "params": {"fields": ["source"]}}]
+    text = render_template(
+        slug=SLUG, path=path.relative_to(root).as_posix(), reason="Steward decision: publish generalised locations "
+        "only, and no reporting source", requested_by="steward-kim", reviewers=["release-lee"],
+        time_axis="event_time", start=datetime(2023, 1, 1, tzinfo=UTC), end=datetime(2023, 7, 1, tzinfo=UTC),
+        mode="monthly", parallelism=2, timezone="UTC", terms=f"{UPSTREAM}/TERMS.txt", label="public_generalized",
+        obligations=tightened, prior=second.version)
+    write_new_plan(path, text)
+    commit = _commit(root, "Plan: re-publish generalised", ["plans"])
+    say(f"   {path.relative_to(root).as_posix()}: label public_generalized, generalize_geometry round_1_decimals, "
+        f"remove_attributes source (committed as {commit})")
+    third = run_backfill(cfg, load_plan(path, cfg), store)
+    _summary(third, say)
+    if third.version is None or not third.ok:
+        say("   the tightened backfill did not produce a version")
+        return 1
+    commit = _commit(root, f"Evidence: generalised re-publication, version {third.version}",
+                     ["data", "releases", "plans"])
+    say(f"   version {third.version}: {third.version_folder}/; committed as {commit}")
+    sample = next(c for c in third.chunks if c.run_folder and c.partitions)
+    assert sample.run_folder is not None
+    receipt = json.loads((root / sample.run_folder / "receipt.json").read_text(encoding="utf-8"))
+    evidence = {o["type"]: o["evidence"] for o in receipt["obligations_applied"]}
+    say(f"   evidence in each receipt, e.g. {sample.run_folder}/receipt.json: coordinates have at most "
+        f"{evidence['generalize_geometry']['max_decimals']} decimal(s); absent columns: "
+        f"{', '.join(evidence['remove_attributes']['absent'])}")
     say("")
     say(f"Done. Look around in {root}: `git log --stat`, `kfm raw verify`, `kfm plan validate`.")
     say("Gates, promotion on the release branch and rollback come with the next releases of kfm.")
