@@ -197,12 +197,18 @@ def head_commit(repo: Any) -> str | None:
     return str(repo.head.target)
 
 
-def changed_paths(repo: Any, prefixes: list[str]) -> list[str]:
+def status(repo: Any) -> dict[str, int]:
+    """The working tree's status against HEAD, once: it hashes files whose stat data cannot be trusted, which on a
+    large upstream folder costs as much as reading it, so callers share one."""
+    return dict(repo.status())
+
+
+def changed_paths(repo: Any, prefixes: list[str], state: dict[str, int] | None = None) -> list[str]:
     """Paths under ``prefixes`` (files or folders, repository-relative) that differ from HEAD: modified, staged,
     deleted or untracked (ignored files do not count)."""
     pygit2 = _pygit2()
     out = []
-    for path, flags in repo.status().items():
+    for path, flags in (state if state is not None else status(repo)).items():
         if flags == pygit2.enums.FileStatus.CURRENT or flags & pygit2.enums.FileStatus.IGNORED:
             continue
         if any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes):
@@ -210,14 +216,14 @@ def changed_paths(repo: Any, prefixes: list[str]) -> list[str]:
     return sorted(out)
 
 
-def altered_paths(repo: Any, prefixes: list[str]) -> list[str]:
+def altered_paths(repo: Any, prefixes: list[str], state: dict[str, int] | None = None) -> list[str]:
     """Tracked paths under ``prefixes`` whose content differs from HEAD (modified, deleted, renamed, type changed,
     in the index or the working tree); new, untracked files do not count."""
     pygit2 = _pygit2()
     fs = pygit2.enums.FileStatus
     new = fs.WT_NEW | fs.INDEX_NEW | fs.IGNORED
     out = []
-    for path, flags in repo.status().items():
+    for path, flags in (state if state is not None else status(repo)).items():
         if flags == fs.CURRENT or not (flags & ~new):
             continue
         if any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes):

@@ -81,7 +81,8 @@ def freeze(config: Config, plan: Plan, contract: Contract) -> Frozen:
     workdir = _git.workdir(repo).resolve()
     plan_rel = os.path.relpath(plan.path.resolve(), workdir)
     inputs = [CONFIG_NAME, f"datasets/{contract.slug}", plan_rel, "policies"]
-    changed = [p for p in _git.changed_paths(repo, inputs)
+    state = _git.status(repo)
+    changed = [p for p in _git.changed_paths(repo, inputs, state)
                if not (p == plan_rel and _only_expected_id_differs(repo, plan_rel, plan))]
     if changed:
         raise FindingsError(
@@ -89,7 +90,7 @@ def freeze(config: Config, plan: Plan, contract: Contract) -> Frozen:
                      hint="commit it (or restore it) before a real run") for p in changed],
             "refusing to run from uncommitted inputs: a run that cannot be reproduced cannot be promoted")
     evidence = [f"data/raw/{contract.slug}", f"releases/{contract.slug}"]
-    altered = _git.altered_paths(repo, evidence)
+    altered = _git.altered_paths(repo, evidence, state)
     if altered:
         raise FindingsError(
             [Finding("EVIDENCE_ALTERED", f"{p} is committed evidence and differs from HEAD", Location(p),
