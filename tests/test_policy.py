@@ -150,22 +150,32 @@ def test_an_unknown_licence_quarantines_the_chunks(governed: Path, kfm: Runner) 
     assert not [o for o in receipt["outputs"] if o.get("role", "").startswith("partition:")]
 
 
+def run_tightened(governed: Path, kfm: Runner, label: str, obligations: list[str], chunk: str
+                  ) -> tuple[dict[str, Any], Any]:
+    """The example plan under a tighter label with obligations added, run for one chunk: its receipt, and its
+    partition as read back by geopandas (the artifact alone)."""
+    import geopandas
+
+    text = (governed / FIRST_PLAN).read_text().replace("policy_label: public", f"policy_label: {label}")
+    text = text.replace("  obligations:\n", "  obligations:\n" + "".join(f"    - {o}\n" for o in obligations))
+    rel = f"plans/{SLUG}/backfill-20230706-5e5e5e.yml"
+    (governed / rel).write_text(text)
+    commit_all(governed, "tightened plan")
+    r = kfm("backfill", "run", rel, "--yes", "--chunk", chunk)
+    assert r.code == 0, r.out + r.err
+    run = next((governed / "releases" / SLUG / "runs").glob(f"*.{chunk}.*"))
+    receipt: dict[str, Any] = json.loads((run / "receipt.json").read_text())
+    digest = next(o["digest"] for o in receipt["outputs"] if o.get("role") == f"partition:{chunk}")
+    return receipt, geopandas.read_parquet(governed / ".kfm/objects/sha256" / digest[7:9] / digest[7:])
+
+
 def test_a_restricted_plan_is_generalised_and_redacted(governed: Path, kfm: Runner) -> None:
     """The example under a tightened label: coordinates rounded to one decimal, injuries removed, counties with
     fewer than 3 reports in a month suppressed; the receipt says so with evidence the output confirms."""
-    text = (governed / FIRST_PLAN).read_text()
-    text = text.replace("policy_label: public", "policy_label: restricted_sensitive_location")
-    text = text.replace("  obligations:\n", "  obligations:\n"
-                        '    - {"type": "generalize_geometry", "params": {"method": "round_1_decimals"}}\n'
-                        '    - {"type": "redact_fields", "params": {"fields": ["injuries"]}}\n'
-                        '    - {"type": "min_count_threshold", "params": {"min_count": 3, "group_by": ["county"]}}\n')
-    rel = f"plans/{SLUG}/backfill-20230706-5e5e5e.yml"
-    (governed / rel).write_text(text)
-    commit_all(governed, "restricted plan")
-    r = kfm("backfill", "run", rel, "--yes", "--chunk", "2023-01")
-    assert r.code == 0, r.out + r.err
-    run = next((governed / "releases" / SLUG / "runs").glob("*.2023-01.*"))
-    receipt = json.loads((run / "receipt.json").read_text())
+    receipt, df = run_tightened(governed, kfm, "restricted_sensitive_location", [
+        '{"type": "generalize_geometry", "params": {"method": "round_1_decimals"}}',
+        '{"type": "redact_fields", "params": {"fields": ["injuries"]}}',
+        '{"type": "min_count_threshold", "params": {"min_count": 3, "group_by": ["county"]}}'], "2023-01")
     applied = {o["type"]: o for o in receipt["obligations_applied"]}
     assert applied["remove_attributes"]["evidence"] == {"absent": ["injuries"]}
     assert applied["generalize_geometry"]["evidence"]["max_decimals"] <= 1
@@ -173,11 +183,8 @@ def test_a_restricted_plan_is_generalised_and_redacted(governed: Path, kfm: Runn
     assert smallest >= 3
     assert applied["require_attribution"]["evidence"] == {"recorded": True}
     # Check the evidence against the artifact alone.
-    import geopandas
     import numpy as np
 
-    digest = next(o["digest"] for o in receipt["outputs"] if o.get("role") == "partition:2023-01")
-    df = geopandas.read_parquet(governed / ".kfm/objects/sha256" / digest[7:9] / digest[7:])
     assert "injuries" not in df.columns
     coords = np.column_stack([df.geometry.x, df.geometry.y])
     assert np.all(np.round(coords, 1) == coords)
@@ -188,25 +195,14 @@ def test_a_restricted_plan_is_generalised_and_redacted(governed: Path, kfm: Runn
 
 
 def test_grid_aggregation_snaps_every_point_to_a_cell_centre(governed: Path, kfm: Runner) -> None:
-    text = (governed / FIRST_PLAN).read_text().replace("policy_label: public", "policy_label: public_generalized")
-    text = text.replace("  obligations:\n", "  obligations:\n"
-                        '    - {"type": "generalize_geometry", "params": {"method": "grid_aggregation_10km"}}\n')
-    rel = f"plans/{SLUG}/backfill-20230706-6a6a6a.yml"
-    (governed / rel).write_text(text)
-    commit_all(governed, "generalised plan")
-    r = kfm("backfill", "run", rel, "--yes", "--chunk", "2023-02")
-    assert r.code == 0, r.out + r.err
-    run = next((governed / "releases" / SLUG / "runs").glob("*.2023-02.*"))
-    receipt = json.loads((run / "receipt.json").read_text())
+    receipt, df = run_tightened(governed, kfm, "public_generalized", [
+        '{"type": "generalize_geometry", "params": {"method": "grid_aggregation_10km"}}'], "2023-02")
     (applied,) = [o for o in receipt["obligations_applied"] if o["type"] == "generalize_geometry"]
     cell = 10 / 111.32
     assert applied["evidence"]["off_grid"] == 0
     assert applied["evidence"]["cell_degrees"] == pytest.approx(cell)
-    import geopandas
     import numpy as np
 
-    digest = next(o["digest"] for o in receipt["outputs"] if o.get("role") == "partition:2023-02")
-    df = geopandas.read_parquet(governed / ".kfm/objects/sha256" / digest[7:9] / digest[7:])
     steps = (np.column_stack([df.geometry.x, df.geometry.y]) - cell / 2) / cell
     assert np.allclose(steps, np.round(steps), atol=1e-6)  # the evidence holds on the artifact alone
     assert len(np.unique(steps.round(), axis=0)) < len(df)  # reports share cells: precision is gone

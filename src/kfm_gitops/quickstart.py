@@ -21,10 +21,10 @@ from pathlib import Path
 from kfm_gitops import _git
 from kfm_gitops._fs import atomic_write
 from kfm_gitops.backfill import BackfillResult, dry_run, run_backfill
-from kfm_gitops.config import load_config, store_url
+from kfm_gitops.config import Config, load_config, store_url
 from kfm_gitops.errors import FindingsError, KfmError
 from kfm_gitops.example import FIRST_PLAN, OUTAGE_MONTH, REDELIVERY, SLUG, UPSTREAM, repository_files, upstream_files
-from kfm_gitops.plan import load_plan, new_plan_path, render_template, write_new_plan
+from kfm_gitops.plan import Plan, load_plan, new_plan_path, render_template, write_new_plan
 from kfm_gitops.repository import init
 from kfm_gitops.store import Store
 
@@ -44,6 +44,19 @@ def _commit(root: Path, message: str, prefixes: list[str]) -> str:
         files.extend(sorted(f.relative_to(root).as_posix() for f in full.rglob("*") if f.is_file())
                      if full.is_dir() else [p])
     return str(_git.commit_index_paths(repo, "main", files, message))[:12]
+
+
+def _backfill_and_commit(cfg: Config, plan: Plan, store: Store, say: Say, what: str
+                         ) -> tuple[BackfillResult, str, str] | None:
+    """Run a plan, say how each chunk went, and commit its evidence on main as the merged plan PR would: the
+    result, its version and the commit; None (said, nothing committed) when the run made no version or failed."""
+    result = run_backfill(cfg, plan, store)
+    _summary(result, say)
+    if result.version is None or not result.ok:
+        say(f"   the {what} did not produce a version")
+        return None
+    return result, result.version, _commit(cfg.root, f"Evidence: {what}, version {result.version}",
+                                           ["data", "releases", "plans"])
 
 
 def _summary(result: BackfillResult, say: Say) -> None:
@@ -75,13 +88,10 @@ def quickstart(directory: Path, say: Say) -> int:
 
     say("2. The first release: a backfill of January to June 2023")
     plan = load_plan(root / FIRST_PLAN, cfg)
-    first = run_backfill(cfg, plan, store)
-    _summary(first, say)
-    if first.version is None or not first.ok:
-        say("   the first release did not produce a version")
+    done = _backfill_and_commit(cfg, plan, store, say, f"first release of {SLUG}")
+    if done is None:
         return 1
-    commit = _commit(root, f"Evidence: first release of {SLUG}, version {first.version}", ["data", "releases",
-                                                                                             "plans"])
+    first, first_version, commit = done
     say(f"   version {first.version}: {first.version_folder}/ (promotion-manifest.json, checksums.json, qa.json,")
     say(f"   runs.json, receipt.json); acquisitions in data/raw/{SLUG}/; committed on main as {commit}")
 
@@ -100,7 +110,7 @@ def quickstart(directory: Path, say: Say) -> int:
         slug=SLUG, path=path.relative_to(root).as_posix(), reason="Gap fill after the March 2023 upstream outage",
         requested_by="ops-ana", reviewers=["steward-kim"], time_axis="event_time", start=start, end=end,
         mode="monthly", parallelism=1, timezone="UTC", terms=f"{UPSTREAM}/TERMS.txt", label=plan.label,
-        obligations=list(plan.obligations), prior=first.version)
+        obligations=list(plan.obligations), prior=first_version)
     write_new_plan(path, text)
     commit = _commit(root, "Plan: backfill the March 2023 gap", ["plans"])
     rel = path.relative_to(root).as_posix()
@@ -112,13 +122,10 @@ def quickstart(directory: Path, say: Say) -> int:
             f"{', '.join(item['sources'])}")
 
     say("5. The backfill")
-    second = run_backfill(cfg, gap_plan, store)
-    _summary(second, say)
-    if second.version is None or not second.ok:
-        say("   the backfill did not produce a version")
+    done = _backfill_and_commit(cfg, gap_plan, store, say, f"backfill of {OUTAGE_MONTH}")
+    if done is None:
         return 1
-    commit = _commit(root, f"Evidence: backfill of {OUTAGE_MONTH}, version {second.version}",
-                     ["data", "releases", "plans"])
+    second, second_version, commit = done
     say(f"   version {second.version} = the first release's partitions with {OUTAGE_MONTH} filled in:")
     say(f"   {second.version_folder}/; the plan's expected_dataset_version_id is set; committed as {commit}")
     if any(f.code == "HASH_MISMATCH" for c in second.chunks for f in c.findings):
@@ -141,18 +148,15 @@ def quickstart(directory: Path, say: Say) -> int:
         "only, and no reporting source", requested_by="steward-kim", reviewers=["release-lee"],
         time_axis="event_time", start=datetime(2023, 1, 1, tzinfo=UTC), end=datetime(2023, 7, 1, tzinfo=UTC),
         mode="monthly", parallelism=2, timezone="UTC", terms=f"{UPSTREAM}/TERMS.txt", label="public_generalized",
-        obligations=tightened, prior=second.version)
+        obligations=tightened, prior=second_version)
     write_new_plan(path, text)
     commit = _commit(root, "Plan: re-publish generalised", ["plans"])
     say(f"   {path.relative_to(root).as_posix()}: label public_generalized, generalize_geometry round_1_decimals, "
         f"remove_attributes source (committed as {commit})")
-    third = run_backfill(cfg, load_plan(path, cfg), store)
-    _summary(third, say)
-    if third.version is None or not third.ok:
-        say("   the tightened backfill did not produce a version")
+    done = _backfill_and_commit(cfg, load_plan(path, cfg), store, say, "generalised re-publication")
+    if done is None:
         return 1
-    commit = _commit(root, f"Evidence: generalised re-publication, version {third.version}",
-                     ["data", "releases", "plans"])
+    third, _, commit = done
     say(f"   version {third.version}: {third.version_folder}/; committed as {commit}")
     sample = next(c for c in third.chunks if c.run_folder and c.partitions)
     assert sample.run_folder is not None
