@@ -239,3 +239,22 @@ def test_other_formats(governed: Path, kfm: Runner) -> None:
         assert result.qa["rows"] == {"total": 30, "accepted": 30, "quarantined": 0, "other_chunks": 0}, result.qa
         outputs[fmt] = result.partitions[0]["digest"]
     assert outputs["geojson"] == outputs["ndjson"] == outputs["parquet"]
+
+
+def test_a_feature_collection_is_read_feature_by_feature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches come out before the end of the file is read: a FeatureCollection is never loaded whole."""
+    from kfm_gitops import normalize
+
+    monkeypatch.setattr(normalize, "BATCH_ROWS", 10)
+    feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [-97.5, 38.25]},
+               "properties": {"report_id": "KS-1", "magnitude": 1.75, "injuries": 2, "note": None}}
+    body = json.dumps({"type": "FeatureCollection", "features": [feature] * 30})
+    path = tmp_path / "cut.geojson"
+    path.write_text(body[:-2] + ', {"type": "Feat')  # the last feature is cut off
+    batches = []
+    with pytest.raises(ValueError, match="not valid JSON"):
+        for batch in normalize._geojson_batches(path, "geojson"):
+            batches.append(batch)
+    assert [b.num_rows for b in batches] == [10, 10, 10]
+    assert batches[0].to_pylist()[0] == {"report_id": "KS-1", "magnitude": "1.75", "injuries": "2", "note": None,
+                                         "geometry": json.dumps(feature["geometry"])}

@@ -338,10 +338,14 @@ def _geojson_batches(path: Path, fmt: str) -> Iterator[pa.Table]:
     import pyarrow as pa
 
     def features() -> Iterator[Any]:
-        if fmt == "geojson":
-            with open(path, encoding="utf-8") as fh:
-                doc = json.load(fh)
-            yield from (doc.get("features", []) if isinstance(doc, dict) else [])
+        if fmt == "geojson":  # streamed feature by feature: memory stays bounded whatever the file's size
+            import ijson
+
+            with open(path, "rb") as fh:
+                try:
+                    yield from ijson.items(fh, "features.item", use_float=True)
+                except ijson.JSONError as exc:
+                    raise ValueError("not valid JSON") from exc
         else:
             with open(path, encoding="utf-8") as fh:
                 for line in fh:
