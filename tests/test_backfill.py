@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -310,3 +311,27 @@ def test_interrupts_are_held_back_and_then_delivered() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         steps.append("after the signal")
     assert steps == ["after the signal"]
+
+
+def test_a_plan_kfm_cannot_update_stops_the_roll_up_before_the_version_lands(
+        governed: Path, kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    plans = (governed / FIRST_PLAN).parent.resolve()
+    real = tempfile.mkstemp
+    read_only = [True]
+
+    def mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        if read_only[0] and Path(kwargs.get("dir", "")).resolve() == plans:
+            raise PermissionError(13, "Permission denied", str(plans))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    r = kfm("backfill", "run", FIRST_PLAN, "--yes")
+    assert r.code == 1
+    assert f"Permission denied: {plans}" in r.err
+    assert sorted(p.name for p in (governed / "releases" / SLUG).iterdir()) == ["runs"]  # no version folder
+    read_only[0] = False
+    r = kfm("backfill", "run", FIRST_PLAN, "--yes")
+    assert r.code == 0, r.err  # once it can, the runs are reused and rolled up
+    assert (governed / "releases" / SLUG / version_of(governed)).is_dir()

@@ -103,6 +103,14 @@ def atomic_write(path: Path, data: bytes, *, exclusive: bool = False) -> None:
     fsync_dir(path.parent)
 
 
+def probe_writable(directory: Path) -> None:
+    """Raise the OSError an atomic write into ``directory`` would meet (permissions, a read-only mount), before
+    writing anything that must land together with it."""
+    fd, tmp = tempfile.mkstemp(prefix=".kfm-probe.", dir=directory)
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfm_gitops._fs import RepoLock, atomic_write, fsync_dir, interrupts_deferred
+from kfm_gitops._fs import RepoLock, atomic_write, fsync_dir, interrupts_deferred, probe_writable
 from kfm_gitops.acquire import Frozen, fetch_chunk, freeze, plan_params, plan_terms, write_run
 from kfm_gitops.chunk import ChunkResult, clean, process_chunk
 from kfm_gitops.config import Config
@@ -282,6 +282,7 @@ def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun]
     result.version = version
     result.version_folder = folder.relative_to(config.root).as_posix()
     with interrupts_deferred():  # the version folder and the plan's id land together
+        probe_writable(plan.path.parent)  # a plan kfm cannot update stops the roll-up before the version lands
         if folder.exists():
             result.notes.append(f"version {version} exists already: reused")
         else:
