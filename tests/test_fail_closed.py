@@ -57,16 +57,25 @@ def test_a_window_without_data_does_not_unpublish_the_base(governed: Path, kfm: 
     assert "<to-be-computed>" in (governed / rel).read_text()
 
 
-def test_a_tighter_label_cannot_carry_the_base(governed: Path, kfm: Runner) -> None:
+def test_a_tighter_label_cannot_carry_the_base(governed: Path, kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
     v1 = first_release(governed, kfm)
     shutil.copytree(governed / REDELIVERY / "2023-03", governed / UPSTREAM / "2023-03")
     text = plan_over(governed, "tight", "2023-03-01T00:00:00Z", "2023-04-01T00:00:00Z", v1)
     path = governed / text
     path.write_text(path.read_text().replace("policy_label: public", "policy_label: restricted"))
     commit_all(governed, "a tighter plan")
+    r = kfm("backfill", "run", text, "--yes")  # refused with the plan, before any chunk runs
+    assert r.code == 1
+    assert f"{text}:24:17: PLAN_BASE_POLICY: the base version {v1} was made under label 'public'" in r.err
+    runs = sorted((governed / "releases" / SLUG / "runs").iterdir())
+    # and if the plan check were missed, the roll-up still refuses (defence in depth)
+    import kfm_gitops.plan
+
+    monkeypatch.setattr(kfm_gitops.plan, "_base_policy", lambda *args: [])
     r = kfm("backfill", "run", text, "--yes")
     assert r.code == 1
     assert "ROLLUP_POLICY_MISMATCH" in r.out
+    assert len(sorted((governed / "releases" / SLUG / "runs").iterdir())) == len(runs) + 1
 
 
 def test_rollup_without_runs_fails(governed: Path, kfm: Runner) -> None:

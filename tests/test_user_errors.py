@@ -201,3 +201,41 @@ def test_a_command_that_stops_early_still_answers_in_its_format(governed: Path, 
                      f"(hint: datasets here: {SLUG})\n")
     r = kfm("raw", "verify", "nosuch")  # text: nothing on stdout, the message on stderr
     assert (r.code, r.out) == (1, "")
+
+
+def test_a_plan_that_changes_the_label_must_cover_the_base(governed: Path, kfm: Runner) -> None:
+    assert kfm("backfill", "run", FIRST_PLAN, "--yes").code == 0
+    (version,) = [p.name for p in (governed / "releases" / SLUG).iterdir() if p.name not in ("runs", ".gitkeep")]
+    git(governed, "add", "-A")
+    git(governed, "commit", "-qm", "first release")
+    text = (governed / FIRST_PLAN).read_text()
+    tightened = text.replace("policy_label: public", "policy_label: public_generalized").replace(
+        "  obligations:\n", '  obligations:\n    - {"type": "generalize_geometry", "params": {"method": '
+        '"round_1_decimals"}}\n').replace('prior_dataset_version_id: ""', f'prior_dataset_version_id: "{version}"')
+    tightened = tightened.replace(text[text.index("expected_dataset_version_id"):].split("\n", 1)[0],
+                                  'expected_dataset_version_id: "<to-be-computed>"')
+    narrow = tightened.replace('end: "2023-07-01T00:00:00Z"', 'end: "2023-02-01T00:00:00Z"')
+    (governed / "plans" / SLUG / "backfill-20230801-aaaaaa.yml").write_text(narrow)
+    r = kfm("plan", "validate", f"plans/{SLUG}/backfill-20230801-aaaaaa.yml")
+    assert r.code == 1
+    assert (f"PLAN_BASE_POLICY: the base version {version} was made under label 'public' and its obligations; this "
+            "plan's label or obligations differ, so its partitions 2023-02, 2023-04, 2023-05, 2023-06 cannot be "
+            "carried") in r.out, r.out
+    # over the whole window the tightened plan is valid, runs, and a plan made after it inherits its label
+    (governed / "plans" / SLUG / "backfill-20230801-aaaaaa.yml").write_text(tightened)
+    assert kfm("plan", "validate", f"plans/{SLUG}/backfill-20230801-aaaaaa.yml").code == 0
+    git(governed, "add", "-A")
+    git(governed, "commit", "-qm", "tightened plan")
+    r = kfm("backfill", "run", f"plans/{SLUG}/backfill-20230801-aaaaaa.yml", "--yes")
+    assert r.code == 0, r.out + r.err
+    git(governed, "add", "-A")
+    git(governed, "commit", "-qm", "tightened version")
+    before = set((governed / "plans" / SLUG).glob("*.yml"))
+    r = kfm("plan", "new", SLUG, "--window", "2023-03-01T00:00:00Z/2023-04-01T00:00:00Z", "--chunking", "monthly",
+            "--reason", "gap fill", "--reviewer", "steward-kim")
+    assert r.code == 0, r.err
+    assert "label 'public_generalized' and obligations are the base version's" in r.out
+    (new,) = set((governed / "plans" / SLUG).glob("*.yml")) - before
+    assert "policy_label: public_generalized" in new.read_text()
+    assert '- {"type": "generalize_geometry", "params": {"method": "round_1_decimals"}}' in new.read_text()
+    assert kfm("plan", "validate", str(new.relative_to(governed))).out.endswith("1 plan valid\n")

@@ -174,7 +174,7 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
     from kfm_gitops.dataset import require_contract
     from kfm_gitops.findings import Report, sort_findings
     from kfm_gitops.identity import IdentityError, check_slug
-    from kfm_gitops.plan import check_plan, new_plan_path, parse_window, render_template, write_new_plan
+    from kfm_gitops.plan import base_policy, check_plan, new_plan_path, parse_window, render_template, write_new_plan
 
     try:
         check_slug(slug)
@@ -191,12 +191,21 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
         max_parallelism = min(2, max(1, n))
     path = new_plan_path(cfg, slug)
     base, note = (prior, "") if prior is not None else _default_base(cfg, slug)
+    label, obligations = contract.label, contract.obligations
+    inherited = base_policy(cfg.releases_dir() / slug / base) if base else None
+    if inherited is not None and (inherited["policy_label"], inherited["obligations"]) != (label, obligations):
+        # a version has one label: carrying the base's partitions needs the base's label and obligations
+        label = inherited["policy_label"]
+        obligations = [{"type": o["type"], **{k: v for k, v in o.items() if k != "type"}}
+                       for o in inherited["obligations"]]  # type first, as the template writes them
+        note = (note + "; " if note else "") + (f"label {label!r} and obligations are the base version's, which "
+                                                "differ from the contract's")
     text = render_template(
         slug=slug, path=os.path.relpath(path, cfg.root), reason=reason,
         requested_by=requested_by or _default_principal(cfg.root), reviewers=list(reviewers),
         time_axis=time_axis or part["axis"], start=start, end=end, mode=mode, parallelism=max_parallelism,
         timezone=part["timezone"], terms=terms or _default_terms(contract.pipeline.data),
-        label=contract.label, obligations=contract.obligations,
+        label=label, obligations=obligations,
         prior=prior if prior is not None else base,
     )
     write_new_plan(path, text)

@@ -326,6 +326,8 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
                                f"prior version {plan.prior_version} does not exist under releases/{plan.slug}/",
                                doc.locate(("rollback", "prior_dataset_version_id")),
                                hint='name an existing version, or "" for a first release'))
+        else:
+            out.extend(_base_policy(doc, plan, releases / plan.prior_version, contract.partitioning))
     elif plan.expected_version == VERSION_PLACEHOLDER and (
             others := _versions_of_other_plans(config.root, releases, plan.path)):  # a plan not yet rolled up
         out.append(Finding("PLAN_PRIOR_VERSION",
@@ -334,6 +336,40 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
                            doc.locate(("rollback", "prior_dataset_version_id")), severity="warning",
                            hint="name the version published now as the base, or this backfill drops its partitions"))
     return out
+
+
+def base_policy(version_folder: Path) -> dict[str, Any] | None:
+    """The label and obligations a version was made under, from its promotion manifest (None if unreadable)."""
+    import json
+
+    try:
+        doc = json.loads((version_folder / "promotion-manifest.json").read_text(encoding="utf-8"))
+        policy = doc["policy"]
+        return {"policy_label": policy["policy_label"], "obligations": list(policy.get("obligations", [])),
+                "partitions": [p["partition"] for p in doc.get("partitions", [])]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _base_policy(doc: _yaml.Document, plan: Plan, base: Path, partitioning: dict[str, Any]) -> list[Finding]:
+    """A version has one label: partitions carried from the base keep the label and obligations they were made
+    under, so a plan that changes either must cover every partition of the base (the roll-up refuses otherwise)."""
+    theirs = base_policy(base)
+    if theirs is None:
+        return []
+    mine = {"policy_label": plan.label, "obligations": [dict(o) for o in plan.obligations]}
+    if mine == {k: theirs[k] for k in ("policy_label", "obligations")}:
+        return []
+    zone = get_zone(partitioning["timezone"])
+    inside = {p.key for p in periods(plan.start, plan.end, cast("Mode", partitioning["mode"]), zone)}
+    carried = sorted(k for k in theirs["partitions"] if k not in inside)
+    if not carried:
+        return []
+    return [Finding("PLAN_BASE_POLICY", f"the base version {base.name} was made under label "
+                    f"{theirs['policy_label']!r} and its obligations; this plan's label or obligations differ, so its "
+                    f"partitions {', '.join(carried)} cannot be carried", doc.locate(("governance", "policy_label")),
+                    hint="use the base's label and obligations (kfm plan new does), or widen the window to every "
+                    "partition of the base")]
 
 
 def _inapplicable(doc: _yaml.Document, plan: Plan, dataset: dict[str, Any]) -> list[Finding]:
