@@ -258,3 +258,28 @@ def test_a_feature_collection_is_read_feature_by_feature(tmp_path: Path, monkeyp
     assert [b.num_rows for b in batches] == [10, 10, 10]
     assert batches[0].to_pylist()[0] == {"report_id": "KS-1", "magnitude": "1.75", "injuries": "2", "note": None,
                                          "geometry": json.dumps(feature["geometry"])}
+
+
+def test_wkt_geometries_are_checked_for_type_validity_and_precision_all_at_once(governed: Path) -> None:
+    import pyarrow as pa
+
+    from kfm_gitops.config import Vocabularies
+    from kfm_gitops.dataset import load_contract
+    from kfm_gitops.normalize import Normalizer
+
+    contract = load_contract(governed, "ks_storm_reports", Vocabularies())
+    assert not isinstance(contract, list)
+    dataset = json.loads(json.dumps(contract.dataset.data))
+    dataset["schema"]["geometry"].update(types=["Point", "Polygon"], max_decimals=2)
+    pipeline = {**contract.pipeline.data, "source": {"format": "csv", "geometry": {"from": "wkt", "column": "wkt"}}}
+    values = ["POLYGON ((-98 38, -97.5 38, -97.5 38.25, -98 38))",  # two decimals at most: fine
+              "POLYGON ((-98 38, -97.5 38, -97.5 38.255, -98 38))",  # one vertex with three: over-precise
+              "POINT (-97.25 38.5)",
+              "POINT (-97.125 38.5)",  # three decimals
+              "LINESTRING (-98 38, -97 39)",  # a type the contract does not allow
+              "POLYGON ((-98 38, -97 38",  # unparseable
+              None]
+    _, bbox, bad, over = Normalizer(dataset, pipeline)._geometry(pa.table({"wkt": values}), len(values))
+    assert bad.tolist() == [False, False, False, False, True, True, True]
+    assert over.tolist() == [False, True, False, True, False, False, False]
+    assert bbox.to_pylist()[2] == {"xmin": -97.25, "ymin": 38.5, "xmax": -97.25, "ymax": 38.5}

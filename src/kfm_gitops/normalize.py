@@ -276,9 +276,9 @@ class Normalizer:
         missing = shapely.is_missing(geoms)
         allowed = set(self.geometry["types"])
         kinds = shapely.get_type_id(geoms)
-        names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
-                          "MultiPolygon", "GeometryCollection"], dtype=object)
-        type_ok = np.array([(k >= 0 and names[k] in allowed) for k in kinds], dtype=bool)
+        names = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon",
+                 "GeometryCollection")  # shapely's type ids, in order
+        type_ok = np.isin(kinds, [i for i, name in enumerate(names) if name in allowed])
         valid = ~missing & type_ok
         valid[valid] = shapely.is_valid(geoms[valid]) & ~shapely.is_empty(geoms[valid])
         bounds = shapely.bounds(geoms)
@@ -292,12 +292,11 @@ class Normalizer:
         wkb = pa.array(shapely.to_wkb(geoms, output_dimension=2, byte_order=1, flavor="iso"), pa.binary())
         bbox = pa.StructArray.from_arrays([pa.array(bounds[:, i]) for i in range(4)], fields=list(bbox_type()))
         over = np.zeros(n, dtype=bool)
-        if max_dec is not None:
-            scale = 10.0 ** int(max_dec)
-            for i in np.nonzero(valid)[0]:
-                coords = shapely.get_coordinates(geoms[i])
-                if (np.abs(coords * scale - np.round(coords * scale)) > 1e-6).any():
-                    over[i] = True
+        if max_dec is not None:  # every coordinate of every valid geometry at once, mapped back to its row
+            rows = np.nonzero(valid)[0]
+            coords, index = shapely.get_coordinates(geoms[rows], return_index=True)
+            off = decimals_over(coords[:, 0], int(max_dec)) | decimals_over(coords[:, 1], int(max_dec))
+            over[rows[np.unique(index[off])]] = True
         return wkb, bbox, bad, over
 
 
