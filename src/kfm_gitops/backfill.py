@@ -26,12 +26,12 @@ from kfm_gitops.errors import FindingsError, KfmError
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.identity import IdentityError, PartitionContent, dataset_version_id, digest_of, sha256_digest
 from kfm_gitops.periods import Period, iso_utc, periods
-from kfm_gitops.plan import Plan, select_chunks, set_expected_version
+from kfm_gitops.plan import VERSION_MANIFEST, Plan, select_chunks, set_expected_version
 from kfm_gitops.policy import Decision, decide, load_bundle
 from kfm_gitops.receipts import RECEIPT_FILE, actor, environment, make_receipt, new_run_id, run_folder_name
 from kfm_gitops.store import Store
 
-MANIFEST = "promotion-manifest.json"
+MANIFEST = VERSION_MANIFEST
 
 
 def pretty(doc: Any) -> bytes:

@@ -124,8 +124,6 @@ def plan_validate(files: tuple[str, ...], fmt: str, standalone: bool) -> int:
 @click.option("--standalone", is_flag=True, help="check the plan alone, without a governed repository")
 def plan_chunks(file: str, fmt: str, standalone: bool) -> int:
     """List the chunks of a plan as half-open UTC intervals with their keys."""
-    import json
-
     from kfm_gitops._fs import display_path
     from kfm_gitops.plan import load_plan
 
@@ -206,7 +204,7 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
         time_axis=time_axis or part["axis"], start=start, end=end, mode=mode, parallelism=max_parallelism,
         timezone=part["timezone"], terms=terms or _default_terms(contract.pipeline.data),
         label=label, obligations=obligations,
-        prior=prior if prior is not None else base,
+        prior=base,
     )
     write_new_plan(path, text)
     click.echo(f"wrote {display_path(path)}")
@@ -247,14 +245,10 @@ def _default_base(cfg: Config, slug: str) -> tuple[str, str]:
     published = _published_version(cfg, slug)
     if published:
         return published, ""
-    folder = cfg.releases_dir() / slug
-    bases: dict[str, str] = {}
-    for manifest in sorted(folder.glob("*/promotion-manifest.json")) if folder.is_dir() else []:
-        try:
-            doc = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        bases[manifest.parent.name] = str(doc.get("base_dataset_version_id") or "")
+    from kfm_gitops.plan import version_manifests
+
+    bases = {name: str(doc.get("base_dataset_version_id") or "")
+             for name, doc in version_manifests(cfg.releases_dir() / slug).items() if doc is not None}
     leaves = sorted(set(bases) - set(bases.values()))
     if len(leaves) == 1:
         return leaves[0], (f"nothing is published on {cfg.release_branch} yet: the plan builds on {leaves[0]}, the "
@@ -331,8 +325,6 @@ def dataset_validate(targets: tuple[str, ...], fmt: str) -> int:
               help="text for people, json for scripts")
 def dataset_hash(slug: str, fmt: str) -> int:
     """Print the dataset's spec_hash (sha256 of the canonical JSON of its dataset.yaml and pipeline.yaml)."""
-    import json
-
     from kfm_gitops.dataset import require_contract
 
     cfg = _require_config()
@@ -364,8 +356,6 @@ def _store(cfg: Config, override: str | None) -> Any:
 @format_option
 def acquire_cmd(plan_file: str, chunks: tuple[str, ...], store_url: str | None, fmt: str) -> int:
     """Acquire the plan's chunks into RAW: payloads and terms into the store, a manifest and a receipt each."""
-    import json
-
     from kfm_gitops._fs import display_path
     from kfm_gitops.acquire import acquire
     from kfm_gitops.findings import Report, render
@@ -441,8 +431,6 @@ def _print_dry_run(items: list[dict[str, Any]]) -> None:
 
 
 def _report_backfill(result: Any, fmt: str) -> int:
-    import json
-
     from kfm_gitops.findings import Report, render
 
     findings = [f for c in result.chunks for f in c.findings] + result.findings
@@ -592,8 +580,6 @@ def backfill_rollup(plan_file: str, store_url: str | None, fmt: str) -> int:
 @click.argument("plan_file", metavar="PLAN")
 def backfill_matrix(plan_file: str) -> int:
     """Print the chunk matrix as JSON for a CI job matrix: {"include": [{"chunk": ...}]}."""
-    import json
-
     from kfm_gitops.backfill import matrix
     from kfm_gitops.plan import load_plan
 

@@ -40,6 +40,7 @@ from kfm_gitops.periods import (
 )
 
 MAX_CHUNKS = 10_000
+VERSION_MANIFEST = "promotion-manifest.json"  # what makes a folder under releases/<slug>/ a version
 MAX_PARALLELISM = 64
 FIRST_RELEASE = ""
 
@@ -338,16 +339,31 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
     return out
 
 
-def base_policy(version_folder: Path) -> dict[str, Any] | None:
-    """The label and obligations a version was made under, from its promotion manifest (None if unreadable)."""
+def version_manifest(version_folder: Path) -> dict[str, Any] | None:
+    """A version folder's promotion manifest, or None when it is missing or unreadable."""
     import json
 
     try:
-        doc = json.loads((version_folder / "promotion-manifest.json").read_text(encoding="utf-8"))
+        doc = json.loads((version_folder / VERSION_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def version_manifests(releases: Path) -> dict[str, dict[str, Any] | None]:
+    """The promotion manifest of every version folder under ``releases`` (releases/<slug>/), by version id."""
+    folders = sorted(p.parent for p in releases.glob(f"*/{VERSION_MANIFEST}")) if releases.is_dir() else []
+    return {folder.name: version_manifest(folder) for folder in folders}
+
+
+def base_policy(version_folder: Path) -> dict[str, Any] | None:
+    """The label and obligations a version was made under, and its partition keys (None if unreadable)."""
+    doc = version_manifest(version_folder) or {}
+    try:
         policy = doc["policy"]
         return {"policy_label": policy["policy_label"], "obligations": list(policy.get("obligations", [])),
                 "partitions": [p["partition"] for p in doc.get("partitions", [])]}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         return None
 
 
@@ -395,19 +411,10 @@ def _inapplicable(doc: _yaml.Document, plan: Plan, dataset: dict[str, Any]) -> l
 def _versions_of_other_plans(root: Path, releases: Path, plan_path: Path) -> list[str]:
     """The versions under ``releases`` that another plan made (a first-release plan's own version is no reason to
     warn it)."""
-    import json
     import os
 
     mine = os.path.relpath(plan_path.resolve(), root.resolve()).replace(os.sep, "/")
-    out = []
-    for manifest in sorted(releases.glob("*/promotion-manifest.json")) if releases.is_dir() else []:
-        try:
-            made_by = json.loads(manifest.read_text(encoding="utf-8")).get("plan")
-        except (OSError, ValueError):
-            made_by = None
-        if made_by != mine:
-            out.append(manifest.parent.name)
-    return out
+    return [name for name, doc in version_manifests(releases).items() if (doc or {}).get("plan") != mine]
 
 
 def check_plan(path: Path, *, config: Config | None, shown: str | None = None) -> tuple[Plan | None, list[Finding]]:
