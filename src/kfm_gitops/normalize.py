@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 # Reason codes in the order they are assigned: a row gets the first that applies.
+# Geometry type names by shapely's type ids.
+GEOMETRY_TYPES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon",
+                  "GeometryCollection")
 REASONS = ("SCHEMA_INVALID", "GEOMETRY_INVALID", "GEOMETRY_OVERPRECISE", "OUT_OF_WINDOW", "OUT_OF_EXTENT",
            "DUPLICATE_ID")
 OK = 0  # reason code 0: the row is fine; 1..n index REASONS (1-based)
@@ -276,9 +279,7 @@ class Normalizer:
         missing = shapely.is_missing(geoms)
         allowed = set(self.geometry["types"])
         kinds = shapely.get_type_id(geoms)
-        names = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon",
-                 "GeometryCollection")  # shapely's type ids, in order
-        type_ok = np.isin(kinds, [i for i, name in enumerate(names) if name in allowed])
+        type_ok = np.isin(kinds, [i for i, name in enumerate(GEOMETRY_TYPES) if name in allowed])
         valid = ~missing & type_ok
         valid[valid] = shapely.is_valid(geoms[valid]) & ~shapely.is_empty(geoms[valid])
         bounds = shapely.bounds(geoms)

@@ -11,15 +11,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kfm_gitops.findings import Finding
+from kfm_gitops.normalize import GEOMETRY_TYPES
 from kfm_gitops.policy import dataset_columns, grid_cell, normalized, obligation_problems
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-# shapely's geometry type ids
-_TYPE_NAMES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon",
-               "GeometryCollection")
 
 
 def max_decimals(coords: np.ndarray) -> int:
@@ -68,8 +66,9 @@ class Obligations:
         for ob in items:
             params = ob.get("params", {})
             if ob["type"] == "remove_attributes":
-                out.removed += [n for n in params.get("fields", []) if n in columns and n not in protected
-                                and n not in out.removed]
+                for name in params.get("fields", []):
+                    if name in columns and name not in protected and name not in out.removed:
+                        out.removed.append(name)
             elif ob["type"] == "generalize_geometry":
                 out.method = str(params.get("method", ""))
             elif ob["type"] == "min_count_threshold":
@@ -164,7 +163,7 @@ class Obligations:
                 if method.startswith("grid_aggregation_"):
                     evidence.update(cell_degrees=grid_cell(method), off_grid=self.off_grid)
                 elif method in ("centroid_only", "bounding_box_only"):
-                    evidence["geometry_types"] = sorted(_TYPE_NAMES[t] for t in self.types_seen)
+                    evidence["geometry_types"] = sorted(GEOMETRY_TYPES[t] for t in self.types_seen)
                 entry["evidence"] = evidence
             elif ob["type"] == "min_count_threshold":
                 entry["evidence"] = {"smallest_group": self.smallest_group, "suppressed_rows": self.suppressed}

@@ -70,6 +70,13 @@ def default_files() -> dict[str, bytes]:
     return out
 
 
+def _byte_location(shown: str, data: bytes, offset: int) -> Location:
+    """The line and column (in characters) of a byte offset into a file's bytes."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    return Location(shown, data.count(b"\n", 0, offset) + 1,
+                    len(data[line_start:offset].decode("utf-8", "replace")) + 1)
+
+
 def _read_text(path: Path, shown: str) -> tuple[str | None, Finding | None]:
     """A file's text as ``Path.read_text`` gives it (UTF-8, universal newlines), or why it cannot be had: an
     unreadable file (no text), or one that is not UTF-8 (its text with surrogate escapes, and the first bad byte)."""
@@ -80,9 +87,7 @@ def _read_text(path: Path, shown: str) -> tuple[str | None, Finding | None]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line_start = data.rfind(b"\n", 0, exc.start) + 1
-        where = Location(shown, data.count(b"\n", 0, exc.start) + 1,
-                         len(data[line_start:exc.start].decode("utf-8")) + 1)
+        where = _byte_location(shown, data, exc.start)
         return data.decode("utf-8", "surrogateescape"), Finding(
             "POLICY_ENCODING", f"not UTF-8: byte 0x{data[exc.start]:02x} cannot be decoded ({exc.reason})", where,
             hint="save the file as UTF-8")
@@ -169,12 +174,8 @@ def _engine_findings(bundle: Bundle, answer: dict[str, Any]) -> list[Finding]:
     for message, module, offset in errors:
         if echoed(message, module, offset):
             continue
-        where = None
-        if module is not None:
-            data = sources[module].encode("utf-8", "surrogateescape")
-            line_start = data.rfind(b"\n", 0, offset) + 1
-            where = Location(module, data.count(b"\n", 0, offset) + 1,
-                             len(data[line_start:offset].decode("utf-8", "replace")) + 1)
+        where = (_byte_location(module, sources[module].encode("utf-8", "surrogateescape"), offset)
+                 if module is not None else None)
         hint = (_SYNTAX_HINT if code == "POLICY_SYNTAX" else _COMPILE_HINT) if where else None
         finding = Finding(code, _one_line(message) or "the policy engine failed", where, hint=hint)
         if finding not in out:

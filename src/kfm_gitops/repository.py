@@ -153,9 +153,8 @@ def init(directory: Path, extra: dict[str, bytes] | None = None, message: str = 
     tracked = _git.list_tree(repo, head) if head is not None else {}
     ignore_added = _ignore_the_store(repo, root, result) if ".gitignore" not in result.added else False
     # Commit what kfm added; on a repository with no commit yet, also the scaffold files that were already there.
-    to_commit = sorted(rel for rel in wanted if (rel not in tracked or (rel == ".gitignore" and ignore_added))
-                       and (root / rel).is_file() and (rel in result.added or head is None or
-                                                       (rel == ".gitignore" and ignore_added)))
+    to_commit = sorted(rel for rel in wanted if (rel == ".gitignore" and ignore_added)
+                       or (rel not in tracked and (root / rel).is_file() and (rel in result.added or head is None)))
     if to_commit:
         result.main_commit = str(_git.commit_index_paths(repo, main, to_commit, message))
         head = _git.branch_head(repo, main)

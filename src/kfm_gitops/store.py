@@ -282,8 +282,6 @@ class Store:
         """An OSError while writing is the store's: say so, with the store's name, not the source's."""
         try:
             yield
-        except StoreError:
-            raise
         except OSError as exc:
             raise StoreError("STORE_WRITE", f"cannot write to the store {self.url}: {exc.strerror or exc}",
                              hint="check the store's free space and permissions") from exc
