@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "src" / "kfm_gitops"
+PACKAGE = Path(__file__).resolve().parent.parent / "kfm_gitops"
 
 FOUNDATIONS = {"errors", "findings", "config", "_yaml", "_git", "identity", "store", "receipts", "policy"}
 # The flow, in order; modules of one step may not import each other's later steps.

@@ -26,7 +26,7 @@ def test_schema_is_a_valid_2020_12_schema(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_generated_validator_is_current(name: str) -> None:
-    path = PROJECT / "src" / "kfm_gitops" / "_generated" / f"{name}_validator.py"
+    path = PROJECT / "kfm_gitops" / "_generated" / f"{name}_validator.py"
     assert path.read_text(encoding="utf-8") == schema.generated_source(name), (
         f"{path.name} is stale: run `python tools/gen_validators.py`")
 

@@ -23,7 +23,7 @@ def test_example_works_from_the_built_wheel(tmp_path: Path) -> None:
     for rel in ("kfm_gitops/schemas/plan.schema.json", "kfm_gitops/_generated/plan_validator.py",
                 "kfm_gitops/examples/ks_storm_reports/dataset.yaml", "kfm_gitops/py.typed"):
         assert rel in names
-    # Run from the unpacked wheel, away from the checkout: it must not need src/ or the repository's files.
+    # Run from the unpacked wheel, away from the checkout: it must not need the repository's files.
     script = (
         "import sys, kfm_gitops\n"
         f"assert kfm_gitops.__file__.startswith({str(site)!r}), kfm_gitops.__file__\n"

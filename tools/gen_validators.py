@@ -1,4 +1,4 @@
-"""Write the ahead-of-time validators in src/kfm_gitops/_generated/ from the package's JSON Schemas.
+"""Write the ahead-of-time validators in kfm_gitops/_generated/ from the package's JSON Schemas.
 
 Run after changing a schema: ``python tools/gen_validators.py``.
 tests/test_schemas.py fails while they are stale.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kfm_gitops.schema import GENERATED, generated_source
 
-OUT = Path(__file__).resolve().parent.parent / "src" / "kfm_gitops" / "_generated"
+OUT = Path(__file__).resolve().parent.parent / "kfm_gitops" / "_generated"
 
 
 def main() -> int:
