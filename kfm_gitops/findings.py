@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -91,48 +89,34 @@ def github_annotation(f: Finding) -> str:
     return f"::{f.severity} {','.join(props)}::{_gh_escape_data(message)}"
 
 
-def render(report: Report, fmt: str, *, what: str) -> str:
-    """Render a report; ``what`` names the things checked ("plan", "dataset contract")."""
-    if fmt == "json":
-        doc = {
-            "ok": report.ok,
-            "checked": report.checked,
-            "findings": [f.as_dict() for f in report.findings],
-        }
-        return json.dumps(doc, indent=2, sort_keys=False)
-    lines = [github_annotation(f) if fmt == "github" else f.text() for f in report.findings]
-    lines.append(summary(report, what))
-    if fmt == "github":
-        step_summary(report, what)
-    return "\n".join(lines)
+Verb = str | tuple[str, str]  # what a summary says of the things that passed: one word, or (singular, plural)
 
 
-def step_summary(report: Report, what: str) -> None:
-    """On GitHub Actions ($GITHUB_STEP_SUMMARY set), append a Markdown summary of the report to the job's page."""
-    target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not target:
-        return
-    mark = "passed" if report.ok else "failed"
-    out = [f"### kfm: {summary(report, what)} ({mark})", ""]
-    if report.findings:
-        out += ["| where | code | severity | message |", "| --- | --- | --- | --- |"]
-        for f in report.findings:
-            message = f.message + (f" ({f.hint})" if f.hint else "")
-            cells = [str(f.location) if f.location else "", f.code, f.severity, message]
-            out.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
-    with open(target, "a", encoding="utf-8") as fh:
-        fh.write("\n".join(out) + "\n\n")
-
-
-def summary(report: Report, what: str) -> str:
+def summary(report: Report, what: str, verb: Verb = "valid") -> str:
+    """The closing line of a report: ``what`` names the things checked ("plan"), ``verb`` what passing means for
+    them ("valid", "acquired", ("passes", "pass"))."""
     n = len(report.checked)
     things = what if n == 1 else what + "s"
     if not report.checked:
         return f"no {what} checked: nothing to validate is a failure"
     errors = len(report.errors)
     if errors == 0:
-        return f"{n} {things} valid"
+        said = verb if isinstance(verb, str) else verb[0 if n == 1 else 1]
+        return f"{n} {things} {said}"
     return f"{n} {things} checked, {errors} error{'s' if errors != 1 else ''}"
+
+
+def step_summary_markdown(report: Report, what: str, verb: Verb = "valid") -> str:
+    """A Markdown section for a GitHub job's summary page: the closing line, then a table of the findings."""
+    mark = "passed" if report.ok else "failed"
+    out = [f"### kfm: {summary(report, what, verb)} ({mark})", ""]
+    if report.findings:
+        out += ["| where | code | severity | message |", "| --- | --- | --- | --- |"]
+        for f in report.findings:
+            message = f.message + (f" ({f.hint})" if f.hint else "")
+            cells = [str(f.location) if f.location else "", f.code, f.severity, message]
+            out.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(out) + "\n\n"
 
 
 def sort_findings(findings: Sequence[Finding]) -> list[Finding]:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES, Runner, venv_bin
-from kfm_gitops.findings import Finding, Location, Report, github_annotation, render
+from kfm_gitops.cli._output import Summary, TextReporter
+from kfm_gitops.findings import Finding, Location, Report, github_annotation, summary
 
 
 def test_version(kfm: Runner) -> None:
@@ -85,13 +86,22 @@ def test_github_annotation_escapes() -> None:
 def test_a_report_that_checked_nothing_fails() -> None:
     report = Report()
     assert not report.ok
-    assert render(report, "text", what="plan") == "no plan checked: nothing to validate is a failure"
+    assert summary(report, "plan") == "no plan checked: nothing to validate is a failure"
 
 
-def test_warnings_do_not_fail() -> None:
+def test_warnings_do_not_fail(capsys: pytest.CaptureFixture[str]) -> None:
     report = Report(["a.yml"], [Finding("W", "careful", Location("a.yml", 1, 1), severity="warning")])
     assert report.ok
-    assert render(report, "text", what="plan").splitlines() == ["a.yml:1:1: warning: W: careful", "1 plan valid"]
+    TextReporter().emit(report, Summary("plan"))
+    assert capsys.readouterr().out.splitlines() == ["a.yml:1:1: warning: W: careful", "1 plan valid"]
+
+
+def test_the_summary_line_takes_the_verb() -> None:
+    one, two = Report(["a"]), Report(["a", "b"])
+    assert summary(one, "policy case", ("passes", "pass")) == "1 policy case passes"
+    assert summary(two, "policy case", ("passes", "pass")) == "2 policy cases pass"
+    assert summary(two, "chunk", "acquired") == "2 chunks acquired"
+    assert Summary("chunk", "acquired", detail=" (in 3 s)").line(two) == "2 chunks acquired (in 3 s)"
 
 
 def test_internal_error_is_exit_3_without_traceback(kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> None:

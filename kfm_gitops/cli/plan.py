@@ -1,0 +1,227 @@
+"""`kfm plan`: write, validate and inspect backfill plans."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import click
+
+from kfm_gitops.cli._output import Summary
+from kfm_gitops.cli._shared import (
+    config_for,
+    emit,
+    format_choice,
+    format_option,
+    require_config,
+)
+from kfm_gitops.errors import EXIT_FINDINGS, EXIT_OK, FindingsError, KfmError
+
+if TYPE_CHECKING:
+    from kfm_gitops.config import Config
+    from kfm_gitops.findings import Finding
+
+@click.group()
+def plan() -> None:
+    """Write, validate and inspect backfill plans."""
+
+
+@plan.command("validate")
+@click.argument("files", nargs=-1)
+@format_option
+@click.option("--standalone", is_flag=True, help="check the files alone, without a governed repository")
+def plan_validate(files: tuple[str, ...], fmt: str, standalone: bool) -> int:
+    """Check plan FILEs (all plans of the repository when none is given); every error of every file."""
+    from kfm_gitops._fs import display_path
+    from kfm_gitops.config import no_root_finding
+    from kfm_gitops.findings import Finding, Location, Report, sort_findings
+    from kfm_gitops.plan import check_plan
+
+    report = Report()
+    paths = [Path(f) for f in files]
+    if not paths:
+        cfg = require_config()
+        paths = sorted(p for p in cfg.plans_dir().glob("*/*.y*ml") if p.suffix in (".yml", ".yaml"))
+    cache: dict[Path, Config | list[Finding]] = {}
+    for path in paths:
+        shown = display_path(path)
+        report.checked.append(shown)
+        config: Config | None = None
+        if not standalone:
+            root, loaded = config_for(path.parent if not path.is_dir() else path, cache)
+            if root is None:
+                report.findings.append(no_root_finding(shown))
+            elif isinstance(loaded, list):
+                report.findings.append(Finding("CONFIG_INVALID", "kfm.yaml of this repository is invalid",
+                                               Location(display_path(root / "kfm.yaml")),
+                                               hint="run `kfm dataset validate` or fix kfm.yaml"))
+                report.findings.extend(f for f in loaded if f not in report.findings)
+            else:
+                config = loaded
+        _, findings = check_plan(path, config=config, shown=shown)
+        report.extend(sort_findings(findings))
+    return emit(report, fmt, Summary("plan"))
+
+
+@plan.command("chunks")
+@click.argument("file")
+@format_choice("text", "json", help="text for people, json for scripts")
+@click.option("--standalone", is_flag=True, help="check the plan alone, without a governed repository")
+def plan_chunks(file: str, fmt: str, standalone: bool) -> int:
+    """List the chunks of a plan as half-open UTC intervals with their keys."""
+    from kfm_gitops._fs import display_path
+    from kfm_gitops.plan import load_plan
+
+    path = Path(file)
+    config = None if standalone else require_config(path.parent, standalone_hint=True)
+    try:
+        p = load_plan(path, config)
+    except FindingsError as exc:
+        if fmt != "json":
+            raise
+        click.echo(json.dumps({"ok": False, "plan": display_path(path),
+                               "findings": [f.as_dict() for f in exc.findings]}, indent=2))
+        return EXIT_FINDINGS
+    chunks = p.chunks()
+    if fmt == "json":
+        doc = {"plan": display_path(path), "dataset_slug": p.slug, "mode": p.mode, "timezone": p.timezone,
+               "chunks": [c.as_dict() for c in chunks]}
+        click.echo(json.dumps(doc, indent=2))
+        return EXIT_OK
+    click.echo(f"{display_path(path)}: {len(chunks)} {p.mode} chunk{'s' if len(chunks) != 1 else ''} "
+               f"of {p.slug} in {p.timezone}")
+    for c in chunks:
+        d = c.as_dict()
+        click.echo(f"  {c.key:<12} [{d['start']}, {d['end']})")
+    return EXIT_OK
+
+
+@plan.command("new")
+@click.argument("slug")
+@click.option("--window", required=True, help="START/END, e.g. 2023-01-01T00:00:00Z/2023-04-01T00:00:00Z")
+@click.option("--chunking", "mode", required=True,
+              type=click.Choice(["daily", "weekly", "monthly", "quarterly", "yearly"]))
+@click.option("--reason", required=True, help="why this backfill is needed")
+@click.option("--time-axis", default=None, help="default: the axis the dataset is partitioned on")
+@click.option("--requested-by", default=None, help="default: git user.email, else $USER")
+@click.option("--reviewer", "reviewers", multiple=True, help="a reviewer (steward); repeat for several")
+@click.option("--max-parallelism", type=click.IntRange(1, 64), default=None,
+              help="chunks run at once (default: 2, or 1 for a one-chunk plan)")
+@click.option("--prior", default=None, help='the base version (default: the one release publishes; while nothing '
+              'is published, the newest version under releases/<slug>/; "" for a first release)')
+@click.option("--terms", default=None, help="upstream licence/terms snapshot source (URI or repository path)")
+def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | None, requested_by: str | None,
+             reviewers: tuple[str, ...], max_parallelism: int | None, prior: str | None, terms: str | None) -> int:
+    """Write plans/SLUG/backfill-YYYYMMDD-<hex6>.yml from the commented template."""
+    from kfm_gitops._fs import display_path
+    from kfm_gitops.dataset import require_contract
+    from kfm_gitops.findings import Report, sort_findings
+    from kfm_gitops.identity import IdentityError, check_slug
+    from kfm_gitops.plan import base_policy, check_plan, new_plan_path, parse_window, render_template, write_new_plan
+
+    try:
+        check_slug(slug)
+    except IdentityError as exc:
+        raise KfmError(str(exc)) from exc
+    cfg = require_config()
+    start, end = parse_window(window)
+    contract = require_contract(cfg.root, slug, cfg.vocab)
+    part = contract.partitioning
+    if max_parallelism is None:
+        from kfm_gitops.periods import Mode, get_zone, periods
+
+        n = len(periods(start, end, cast("Mode", mode), get_zone(part["timezone"]), limit=2))
+        max_parallelism = min(2, max(1, n))
+    path = new_plan_path(cfg, slug)
+    base, note = (prior, "") if prior is not None else _default_base(cfg, slug)
+    label, obligations = contract.label, contract.obligations
+    inherited = base_policy(cfg.releases_dir() / slug / base) if base else None
+    if inherited is not None and (inherited["policy_label"], inherited["obligations"]) != (label, obligations):
+        # a version has one label: carrying the base's partitions needs the base's label and obligations
+        label = inherited["policy_label"]
+        obligations = [{"type": o["type"], **{k: v for k, v in o.items() if k != "type"}}
+                       for o in inherited["obligations"]]  # type first, as the template writes them
+        note = (note + "; " if note else "") + (f"label {label!r} and obligations are the base version's, which "
+                                                "differ from the contract's")
+    text = render_template(
+        slug=slug, path=os.path.relpath(path, cfg.root), reason=reason,
+        requested_by=requested_by or _default_principal(cfg.root), reviewers=list(reviewers),
+        time_axis=time_axis or part["axis"], start=start, end=end, mode=mode, parallelism=max_parallelism,
+        timezone=part["timezone"], terms=terms or _default_terms(contract.pipeline.data),
+        label=label, obligations=obligations,
+        prior=base,
+    )
+    write_new_plan(path, text)
+    click.echo(f"wrote {display_path(path)}")
+    if note:
+        click.echo(f"note: {note}")
+    _, findings = check_plan(path, config=cfg)
+    if findings:
+        report = Report([display_path(path)], sort_findings(findings))
+        click.echo("to do before review:")
+        for f in report.findings:
+            click.echo(f"  {f.text()}")
+    shown = display_path(path)
+    click.echo(f"next: edit it, then `kfm plan validate {shown}` and `kfm plan chunks {shown}`")
+    return EXIT_OK
+
+
+def _default_principal(root: Path) -> str:
+    from kfm_gitops import _git
+
+    repo = _git.discover(root)
+    if repo is not None:
+        sig = _git.signature(repo)
+        if sig.email and sig.email != _git.FALLBACK_EMAIL:
+            return str(sig.email)
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+
+
+def _default_terms(pipeline: dict[str, Any]) -> str:
+    params = pipeline.get("connector", {}).get("params", {})
+    terms = params.get("terms")
+    return str(terms) if terms else "TODO: the upstream licence or terms (URI or path)"
+
+
+def _default_base(cfg: Config, slug: str) -> tuple[str, str]:
+    """The version a new plan builds on, and a note when it is not the published one: the version the release
+    branch publishes; else, when nothing is published yet, the newest version on main (the one no other version
+    builds on); else "" (a first release)."""
+    published = _published_version(cfg, slug)
+    if published:
+        return published, ""
+    from kfm_gitops.plan import version_manifests
+
+    bases = {name: str(doc.get("base_dataset_version_id") or "")
+             for name, doc in version_manifests(cfg.releases_dir() / slug).items() if doc is not None}
+    leaves = sorted(set(bases) - set(bases.values()))
+    if len(leaves) == 1:
+        return leaves[0], (f"nothing is published on {cfg.release_branch} yet: the plan builds on {leaves[0]}, the "
+                           f"newest version under releases/{slug}/ (--prior names another)")
+    if leaves:
+        return "", (f"versions {', '.join(leaves)} all build on nothing newer: set rollback.prior_dataset_version_id "
+                    "to the one this backfill replaces (or pass --prior)")
+    return "", ""
+
+
+def _published_version(cfg: Config, slug: str) -> str:
+    """The version release's published.yaml names for ``slug``, or "" (first release)."""
+    from kfm_gitops import _git
+
+    repo = _git.discover(cfg.root)
+    if repo is None:
+        return ""
+    head = _git.branch_head(repo, cfg.release_branch)
+    if head is None:
+        return ""
+    blob = _git.read_blob(repo, head, f"releases/{slug}/published.yaml")
+    if blob is None:
+        return ""
+    from kfm_gitops import _yaml
+
+    doc = _yaml.loads(blob.decode("utf-8", "replace"), f"{cfg.release_branch}:releases/{slug}/published.yaml")
+    if isinstance(doc, list):
+        return ""
+    return str(doc.data.get("dataset_version_id", ""))

@@ -1,0 +1,140 @@
+"""`kfm acquire`, `kfm raw verify`, `kfm store push|pull`: the RAW zone and the object stores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from kfm_gitops.cli._output import Summary
+from kfm_gitops.cli._shared import (
+    emit,
+    format_option,
+    require_config,
+    store_for,
+    store_option,
+)
+from kfm_gitops.errors import EXIT_FINDINGS, EXIT_OK, KfmError
+
+if TYPE_CHECKING:
+    pass
+
+@click.command("acquire")
+@click.argument("plan_file", metavar="PLAN")
+@click.option("--chunk", "chunks", multiple=True, metavar="KEY", help="only this chunk; repeat for several")
+@store_option
+@format_option
+def acquire_cmd(plan_file: str, chunks: tuple[str, ...], store_url: str | None, fmt: str) -> int:
+    """Acquire the plan's chunks into RAW: payloads and terms into the store, a manifest and a receipt each."""
+    from kfm_gitops._fs import display_path
+    from kfm_gitops.acquire import acquire
+    from kfm_gitops.findings import Report
+    from kfm_gitops.plan import load_plan
+
+    path = Path(plan_file)
+    cfg = require_config(path.parent)
+    p = load_plan(path, cfg)
+    store = store_for(cfg, store_url)
+    outcomes = acquire(cfg, p, store, list(chunks) or None)
+    report = Report([o.key for o in outcomes], [f for o in outcomes for f in o.findings])
+    if fmt == "json":
+        click.echo(json.dumps({"ok": report.ok, "plan": display_path(path), "store": store.url, "chunks": [
+            {"key": o.key, "acquisition_id": o.acquisition_id, "manifest": o.manifest, "reused": o.reused,
+             "objects": o.objects, "bytes": o.bytes, "run": o.run_folder, "receipt_digest": o.receipt_digest,
+             "findings": [f.as_dict() for f in o.findings]} for o in outcomes]}, indent=2))
+        return EXIT_OK if report.ok else EXIT_FINDINGS
+    if fmt == "text":
+        click.echo(f"acquiring {len(outcomes)} chunk(s) of {p.slug} into {store.url}")
+        for o in outcomes:
+            state = "FAILED" if o.failed else ("reused" if o.reused else ("empty" if o.objects == 0 else "new"))
+            detail = f"{o.objects} object(s), {o.bytes:,} bytes -> {o.manifest}" if o.manifest else "no manifest"
+            click.echo(f"  {o.key:<12} {state:<7} {detail}")
+            click.echo(f"  {'':<12} receipt {o.run_folder}/receipt.json")
+    return emit(report, fmt, Summary("chunk", "acquired"))
+
+
+@click.group()
+def raw() -> None:
+    """Check the RAW zone."""
+
+
+@raw.command("verify")
+@click.argument("slugs", nargs=-1)
+@click.option("--jobs", type=click.IntRange(1, 256), default=None, help="hashing threads (default: all cores)")
+@store_option
+@format_option
+def raw_verify(slugs: tuple[str, ...], jobs: int | None, store_url: str | None, fmt: str) -> int:
+    """Re-hash every object the acquisition manifests name; name each missing or corrupt one."""
+    from kfm_gitops.acquire import verify_raw
+    from kfm_gitops.dataset import list_slugs
+    from kfm_gitops.findings import Report
+
+    cfg = require_config()
+    known = list_slugs(cfg.root)
+    unknown = [s for s in slugs if s not in known]
+    if unknown:
+        raise KfmError(f"no dataset {', '.join(unknown)} in {cfg.root}/datasets",
+                       hint=f"datasets here: {', '.join(known) or 'none'}")
+    store = store_for(cfg, store_url)
+    checked, findings, n, missing = verify_raw(cfg, store, list(slugs) or known, jobs)
+    report = Report(checked, findings)
+    detail = (f" ({n} object(s) named: {n - missing} re-hashed, {missing} missing from {store.url})" if missing
+              else f" ({n} object(s) re-hashed in {store.url})")
+    return emit(report, fmt, Summary("acquisition manifest", detail=detail))
+
+
+@click.group("store")
+def store_group() -> None:
+    """Move a dataset's objects between object stores."""
+
+
+def _move(direction: str, slugs: tuple[str, ...], other: str, store_url: str | None) -> int:
+    from kfm_gitops.acquire import dataset_digests
+    from kfm_gitops.backfill import version_digests
+    from kfm_gitops.dataset import list_slugs
+    from kfm_gitops.store import Store
+
+    cfg = require_config()
+    here = store_for(cfg, store_url)
+    there = Store(other)
+    known = list_slugs(cfg.root)
+    digests: set[str] = set()
+    for arg in slugs or tuple(known):
+        folder = Path(arg)
+        if (folder / "promotion-manifest.json").is_file():
+            digests.update(version_digests(folder))
+        elif "/" in arg or folder.is_dir() or arg not in known:
+            raise KfmError(f"{arg} is neither a dataset slug nor a version folder",
+                           hint=f"datasets here: {', '.join(known) or 'none'}; a version folder holds "
+                           "promotion-manifest.json")
+        else:
+            digests.update(dataset_digests(cfg.root, arg))
+    source, target = (here, there) if direction == "push" else (there, here)
+    if digests and not source.reachable():
+        raise KfmError(f"there is no store at {source.url}",
+                       hint="check the URL or path; a local store is a folder that holds sha256/")
+    copied, present = source.copy_to(target, sorted(digests))
+    click.echo(f"{direction}: {copied} object(s) copied, {present} already there ({source.url} -> {target.url})")
+    return EXIT_OK
+
+
+@store_group.command("push")
+@click.argument("slugs", nargs=-1, metavar="[SLUG|VERSION_DIR]...")
+@click.option("--to", "to_url", required=True, metavar="URL", help="the store to copy into")
+@click.option("--store", "store_url", default=None, metavar="URL",
+              help="the store to copy from (default: KFM_STORE, else kfm.yaml's store)")
+def store_push(slugs: tuple[str, ...], to_url: str, store_url: str | None) -> int:
+    """Copy the objects that SLUGs' acquisitions and runs (or a version folder) name into another store."""
+    return _move("push", slugs, to_url, store_url)
+
+
+@store_group.command("pull")
+@click.argument("slugs", nargs=-1, metavar="[SLUG|VERSION_DIR]...")
+@click.option("--from", "from_url", required=True, metavar="URL", help="the store to copy from")
+@click.option("--store", "store_url", default=None, metavar="URL",
+              help="the store to copy into (default: KFM_STORE, else kfm.yaml's store)")
+def store_pull(slugs: tuple[str, ...], from_url: str, store_url: str | None) -> int:
+    """Copy the objects that SLUGs' acquisitions and runs (or a version folder) name from another store."""
+    return _move("pull", slugs, from_url, store_url)

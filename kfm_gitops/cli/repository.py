@@ -1,0 +1,53 @@
+"""`kfm init` and `kfm quickstart`: governed repositories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from kfm_gitops.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    pass
+
+@click.command("init")
+@click.argument("directory", default=".")
+@click.option("--example", is_flag=True, help="also add the example dataset, its upstream files and a plan")
+def init_cmd(directory: str, example: bool) -> int:
+    """Make DIRECTORY a governed repository (main and release branches); adds only what is missing."""
+    from kfm_gitops.repository import init
+
+    extra = None
+    if example:
+        from kfm_gitops.example import repository_files
+
+        extra = repository_files()
+    result = init(Path(directory), extra)
+    where = result.root
+    if result.created_repository:
+        click.echo(f"created a git repository in {where}")
+    for rel in result.added:
+        click.echo(f"  added {rel}")
+    if result.main_commit:
+        click.echo(f"committed on main: {result.main_commit[:12]}")
+    if result.release_commit:
+        click.echo(f"committed on release: {result.release_commit[:12]}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if not (result.added or result.main_commit or result.release_commit):
+        click.echo(f"{where} is already a governed repository; nothing to add")
+    else:
+        click.echo("next: `pre-commit install`, then `kfm plan new SLUG ...` for a backfill")
+    return EXIT_OK
+
+
+@click.command("quickstart")
+@click.argument("directory")
+def quickstart_cmd(directory: str) -> int:
+    """Make a governed repository in DIRECTORY (new or empty) and run the example's story: first release, backfill,
+    quarantine."""
+    from kfm_gitops.quickstart import quickstart
+
+    return quickstart(Path(directory), click.echo)
