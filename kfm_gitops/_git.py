@@ -234,3 +234,23 @@ def altered_paths(repo: Any, prefixes: list[str], state: dict[str, int] | None =
 def committer_email(repo: Any) -> str | None:
     sig = signature(repo)
     return None if sig.email == FALLBACK_EMAIL else str(sig.email)
+
+
+def remote_branch_head(repo: Any, remote: str, branch: str) -> Any | None:
+    """The commit a remote-tracking branch (``origin/release``) points at, or None."""
+    ref = repo.references.get(f"refs/remotes/{remote}/{branch}")
+    return ref.target if ref is not None else None
+
+
+def merge_base(repo: Any, a: Any, b: Any) -> Any | None:
+    """The best common ancestor of two commits, or None when their histories are unrelated."""
+    return repo.merge_base(a, b)
+
+
+def track_remote_branch(repo: Any, branch: str, remote: str) -> Any:
+    """Create the local ``branch`` at ``remote/branch`` with that as its upstream (as `git switch BRANCH` does in a
+    fresh clone); the commit it points at."""
+    upstream = repo.branches.remote[f"{remote}/{branch}"]
+    local = repo.branches.local.create(branch, repo[upstream.target])
+    local.upstream = upstream
+    return upstream.target

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from kfm_gitops import _git
 from kfm_gitops._fs import atomic_write
@@ -71,6 +72,7 @@ repos:
 """
 
 KEEP = b""
+REMOTE = "origin"  # the remote a clone came from: its branches are the team's
 # The runbook every plan names in its `runbook:` field (a checklist of the kfm workflow, the team's to edit).
 RUNBOOK = "docs/runbooks/pipelines/rb-pipeline-backfill.md"
 RUNBOOK_TEXT = resources.files("kfm_gitops").joinpath("runbook.md").read_bytes()
@@ -117,6 +119,24 @@ def _ignore_the_store(repo: object, root: Path, result: InitResult) -> bool:
     return True
 
 
+def _join_remote_release(repo: Any, release: str, result: InitResult) -> Any | None:
+    """In a clone, the release branch is the team's: made from origin/release (tracking it) when missing here, and
+    refused when the local one shares no history with it (a push would be refused, and the published pointers would
+    fork)."""
+    local = _git.branch_head(repo, release)
+    remote = _git.remote_branch_head(repo, REMOTE, release)
+    if remote is None:
+        return local
+    if local is None:
+        result.notes.append(f"{release}: made from {REMOTE}/{release}, which it tracks")
+        return _git.track_remote_branch(repo, release, REMOTE)
+    if local != remote and _git.merge_base(repo, local, remote) is None:
+        raise KfmError(f"the branch {release} here and {REMOTE}/{release} share no history",
+                       hint=f"if the local {release} holds nothing of yours, replace it with the team's "
+                       f"(`git branch -f {release} {REMOTE}/{release}`), then run kfm init again")
+    return local
+
+
 def init(directory: Path, extra: dict[str, bytes] | None = None, message: str = "kfm init: governed repository"
          ) -> InitResult:
     """Make ``directory`` a governed repository. Existing files are never changed; missing ones are added and
@@ -134,6 +154,10 @@ def init(directory: Path, extra: dict[str, bytes] | None = None, message: str = 
         repo = _git.init(root, "main")
         result.created_repository = True
     main = "main"
+    if _git.branch_head(repo, main) is None and _git.remote_branch_head(repo, REMOTE, main) is not None:
+        raise KfmError(f"{main} has no commit here, but {REMOTE}/{main} exists: kfm init would start a history "
+                       f"unrelated to the team's", hint=f"check out the team's branch (`git checkout -B {main} "
+                       f"{REMOTE}/{main}`), then run kfm init again")
     branch = _git.current_branch(repo)
     if branch != main:
         hint = (f"rename the branch (`git branch -m {branch} {main}`) or check out {main}, then run kfm init again"
@@ -162,7 +186,7 @@ def init(directory: Path, extra: dict[str, bytes] | None = None, message: str = 
     main_files = _git.list_tree(repo, head)
     release = "release"
     shared = {rel: main_files[rel] for rel in SHARED if rel in main_files}
-    rhead = _git.branch_head(repo, release)
+    rhead = _join_remote_release(repo, release, result)
     if rhead is None:
         result.release_commit = str(_git.commit_files(repo, release, shared, "kfm init: release branch", orphan=True))
     else:

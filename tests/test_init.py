@@ -142,3 +142,54 @@ def test_pre_commit_hooks_of_a_new_repository_pass(tmp_path: Path, kfm: Runner) 
                           env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "kfm plan validate" in done.stdout and "Passed" in done.stdout
+
+
+def _team_origin(tmp_path: Path, kfm: Runner) -> Path:
+    """A governed repository pushed to a bare origin, as a team's would be."""
+    first = tmp_path / "first"
+    assert kfm("init", str(first)).code == 0
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(first, "push", "-q", str(origin), "main", "release")
+    return origin
+
+
+def test_init_in_a_fresh_clone_joins_the_teams_release_branch(tmp_path: Path, kfm: Runner) -> None:
+    origin = _team_origin(tmp_path, kfm)
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    r = kfm("init", str(clone))
+    assert r.code == 0, r.err
+    assert "note: release: made from origin/release, which it tracks" in r.out
+    assert git(clone, "rev-parse", "release") == git(clone, "rev-parse", "origin/release")
+    assert git(clone, "rev-parse", "--abbrev-ref", "release@{upstream}").strip() == "origin/release"
+    assert git(clone, "merge-base", "release", "origin/release").strip()  # one history: a push fast-forwards
+    git(clone, "push", "-q", "--dry-run", "origin", "release")
+
+
+def test_init_refuses_a_local_release_unrelated_to_the_teams(tmp_path: Path, kfm: Runner) -> None:
+    origin = _team_origin(tmp_path, kfm)
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    git(clone, "checkout", "-q", "--orphan", "release")
+    git(clone, "commit", "-q", "--allow-empty", "-m", "a release of its own")
+    git(clone, "checkout", "-q", "main")
+    before = git(clone, "show-ref")
+    r = kfm("init", str(clone))
+    assert r.code == 1
+    assert "the branch release here and origin/release share no history" in r.err
+    assert "git branch -f release origin/release" in r.err
+    assert git(clone, "show-ref") == before
+
+
+def test_init_refuses_to_start_a_history_beside_the_teams_main(tmp_path: Path, kfm: Runner) -> None:
+    origin = _team_origin(tmp_path, kfm)
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "init", "-q", "-b", "main", str(fresh))
+    git(fresh, "remote", "add", "origin", str(origin))
+    git(fresh, "fetch", "-q", "origin")
+    r = kfm("init", str(fresh))
+    assert r.code == 1
+    assert "main has no commit here, but origin/main exists" in r.err
+    assert "git checkout -B main origin/main" in r.err
+    assert git(fresh, "for-each-ref", "refs/heads").strip() == ""
