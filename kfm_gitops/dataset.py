@@ -232,17 +232,19 @@ def load_contract(root: Path, slug: str, vocab: Vocabularies) -> Contract | list
                         Location(display_path(ds_path)), hint="check the slug, or add the dataset's contract")]
     findings: list[Finding] = []
     ds = _yaml.load(ds_path)
+    valid_ds: _yaml.Document | None = None  # the pipeline is checked against the dataset only when that is sound
     if isinstance(ds, list):
         findings.extend(ds)
     else:
         errs = schema.validate(ds, "dataset")
         findings.extend(errs or check_dataset(ds, vocab, slug))
+        valid_ds = None if errs else ds
     pl = _yaml.load(pl_path)
     if isinstance(pl, list):
         findings.extend(pl)
     else:
         errs = schema.validate(pl, "pipeline")
-        findings.extend(errs or check_pipeline(pl, ds if isinstance(ds, _yaml.Document) else None))
+        findings.extend(errs or check_pipeline(pl, valid_ds))
     if findings or isinstance(ds, list) or isinstance(pl, list):
         return findings
     return Contract(slug, folder, ds, pl)

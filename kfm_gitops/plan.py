@@ -151,9 +151,9 @@ def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
                            doc.locate(("time_axis",)), hint=f"known axes: {', '.join(vocab.time_axes)}"))
     governance = _get(d, ("governance",), dict)
     if governance is not None and isinstance(governance.get("policy_label"), str):
-        obligations = [o for o in governance.get("obligations", [])
-                       if isinstance(governance.get("obligations"), list) and isinstance(o, dict)
-                       and isinstance(o.get("type"), str)]
+        listed = governance.get("obligations")  # the schema reports a value that is not a list
+        obligations = [o for o in (listed if isinstance(listed, list) else [])
+                       if isinstance(o, dict) and isinstance(o.get("type"), str)]
         out.extend(check_label(doc, ("governance",), {"policy_label": governance["policy_label"],
                                                       "obligations": obligations}, vocab, label_key="policy_label"))
     reviewers = _get(d, ("reviewers",), list)
