@@ -142,7 +142,7 @@ def test_interrupt_is_exit_130(kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.chdir(EXAMPLES)
     r = kfm("plan", "validate", "--standalone", "valid/minimal.yml")
     assert r.code == 130
-    assert r.err.strip() == "kfm: interrupted"
+    assert r.err.strip() == "kfm: interrupted; run the same command again to resume (nothing half-written was kept)"
 
 
 def test_console_script_exit_codes(tmp_path: Path) -> None:
@@ -187,7 +187,7 @@ def test_sigint_exits_130(tmp_path: Path) -> None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130
-    assert err.strip() == "kfm: interrupted"
+    assert err.strip() == "kfm: interrupted; run the same command again to resume (nothing half-written was kept)"
 
 
 def test_missing_file_directory_and_unreadable_are_findings(kfm: Runner, tmp_path: Path,
@@ -202,3 +202,15 @@ def test_missing_file_directory_and_unreadable_are_findings(kfm: Runner, tmp_pat
     assert lines[1] == "adir: FILE_IS_DIRECTORY: is a directory, not a file (hint: pass the file inside it)"
     assert lines[2] == "fifo.yml: FILE_UNREADABLE: not a regular file"
     assert lines[-1] == "3 plans checked, 3 errors"
+
+
+def test_help_listings_are_never_cut(kfm: Runner) -> None:
+    from kfm_gitops.cli import cli
+
+    groups = [[]] + [[name] for name, command in cli.commands.items() if hasattr(command, "commands")]
+    assert len(groups) > 4
+    for words in groups:
+        r = kfm(*words, "--help")
+        assert r.code == 0
+        listing = r.out.split("Commands:\n", 1)[1].splitlines()
+        assert listing and not [line for line in listing if line.rstrip().endswith("...")], (words, listing)

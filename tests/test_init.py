@@ -193,3 +193,18 @@ def test_init_refuses_to_start_a_history_beside_the_teams_main(tmp_path: Path, k
     assert "main has no commit here, but origin/main exists" in r.err
     assert "git checkout -B main origin/main" in r.err
     assert git(fresh, "for-each-ref", "refs/heads").strip() == ""
+
+
+def test_the_next_step_fits_the_repository(tmp_path: Path, kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    blank = kfm("init", str(tmp_path / "blank"))
+    assert blank.out.splitlines()[-1].startswith("next: add a dataset contract, datasets/SLUG/dataset.yaml")
+    example = kfm("init", "--example", str(tmp_path / "example"))
+    assert example.out.splitlines()[-1] == (
+        "next: `pre-commit install`, then `kfm plan new ks_storm_reports --window START/END --chunking MODE "
+        "--reason TEXT` for a backfill")
+    monkeypatch.chdir(tmp_path / "blank")
+    r = kfm("plan", "validate")
+    assert r.code == 1
+    assert r.out == ("plans/: PLAN_NONE: this repository has no plan yet (hint: write one with `kfm plan new SLUG "
+                     "--window START/END --chunking MODE --reason TEXT`)\n"
+                     "no plan checked: nothing to validate is a failure\n")

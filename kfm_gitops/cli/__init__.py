@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("kfm: interrupted", err=True)
+        click.echo("kfm: interrupted; run the same command again to resume (nothing half-written was kept)", err=True)
         return EXIT_INTERRUPTED
     except click.ClickException as exc:
         exc.show()

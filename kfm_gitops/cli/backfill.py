@@ -23,7 +23,7 @@ from kfm_gitops.errors import EXIT_FINDINGS, EXIT_OK
 if TYPE_CHECKING:
     pass
 
-@click.command("process")
+@click.command("process", short_help="Process one acquired chunk (no roll-up)")
 @click.argument("plan_file", metavar="PLAN")
 @click.option("--chunk", "key", required=True, metavar="KEY", help="the chunk to process")
 @store_option
@@ -51,7 +51,7 @@ def process_cmd(plan_file: str, key: str, store_url: str | None) -> int:
     return EXIT_FINDINGS if failed else EXIT_OK
 
 
-@click.group()
+@click.group(short_help="Run a backfill plan, roll up a version")
 def backfill() -> None:
     """Run a backfill plan: chunks in parallel, resumable, rolled up into a dataset version."""
 
@@ -148,7 +148,7 @@ def _progress() -> Any:
     return show
 
 
-@backfill.command("run")
+@backfill.command("run", short_help="Run a plan's chunks and roll up its version")
 @click.argument("plan_file", metavar="PLAN")
 @click.option("--dry-run", is_flag=True, help="list chunks, sources, partitions and reuse; write nothing")
 @click.option("--yes", is_flag=True, help="skip the confirmation that dry_run_first asks for")
@@ -198,7 +198,7 @@ def backfill_run(plan_file: str, dry_run: bool, yes: bool, chunks: tuple[str, ..
     return _report_backfill(result, fmt)
 
 
-@backfill.command("rollup")
+@backfill.command("rollup", short_help="Roll up chunk runs made elsewhere")
 @click.argument("plan_file", metavar="PLAN")
 @store_option
 @format_option
@@ -214,7 +214,7 @@ def backfill_rollup(plan_file: str, store_url: str | None, fmt: str) -> int:
     return _report_backfill(result, fmt)
 
 
-@backfill.command("matrix")
+@backfill.command("matrix", short_help="Print the chunks as a CI job matrix")
 @click.argument("plan_file", metavar="PLAN")
 def backfill_matrix(plan_file: str) -> int:
     """Print the chunk matrix as JSON for a CI job matrix: {"include": [{"chunk": ...}]}."""

@@ -20,12 +20,12 @@ from kfm_gitops.errors import EXIT_OK, KfmError
 if TYPE_CHECKING:
     pass
 
-@click.group()
+@click.group(short_help="Validate dataset contracts; print a spec_hash")
 def dataset() -> None:
     """Validate dataset contracts and compute their spec_hash."""
 
 
-@dataset.command("validate")
+@dataset.command("validate", short_help="Check dataset contracts")
 @click.argument("targets", nargs=-1)
 @format_option
 def dataset_validate(targets: tuple[str, ...], fmt: str) -> int:
@@ -56,7 +56,7 @@ def dataset_validate(targets: tuple[str, ...], fmt: str) -> int:
     return emit(report, fmt, Summary("contract file"))
 
 
-@dataset.command("hash")
+@dataset.command("hash", short_help="Print a dataset's spec_hash")
 @click.argument("slug")
 @format_choice("text", "json", help="text for people, json for scripts")
 def dataset_hash(slug: str, fmt: str) -> int:

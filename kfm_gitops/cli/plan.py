@@ -23,12 +23,12 @@ if TYPE_CHECKING:
     from kfm_gitops.config import Config
     from kfm_gitops.findings import Finding
 
-@click.group()
+@click.group(short_help="Write, validate and inspect backfill plans")
 def plan() -> None:
     """Write, validate and inspect backfill plans."""
 
 
-@plan.command("validate")
+@plan.command("validate", short_help="Check plans; every error at its line")
 @click.argument("files", nargs=-1)
 @format_option
 @click.option("--standalone", is_flag=True, help="check the files alone, without a governed repository")
@@ -44,6 +44,10 @@ def plan_validate(files: tuple[str, ...], fmt: str, standalone: bool) -> int:
     if not paths:
         cfg = require_config()
         paths = sorted(p for p in cfg.plans_dir().glob("*/*.y*ml") if p.suffix in (".yml", ".yaml"))
+        if not paths:
+            report.findings.append(Finding(
+                "PLAN_NONE", "this repository has no plan yet", Location(display_path(cfg.plans_dir()) + "/"),
+                hint="write one with `kfm plan new SLUG --window START/END --chunking MODE --reason TEXT`"))
     cache: dict[Path, Config | list[Finding]] = {}
     for path in paths:
         shown = display_path(path)
@@ -65,7 +69,7 @@ def plan_validate(files: tuple[str, ...], fmt: str, standalone: bool) -> int:
     return emit(report, fmt, Summary("plan"))
 
 
-@plan.command("chunks")
+@plan.command("chunks", short_help="List a plan's chunks and their intervals")
 @click.argument("file")
 @format_choice("text", "json", help="text for people, json for scripts")
 @click.option("--standalone", is_flag=True, help="check the plan alone, without a governed repository")
@@ -98,7 +102,7 @@ def plan_chunks(file: str, fmt: str, standalone: bool) -> int:
     return EXIT_OK
 
 
-@plan.command("new")
+@plan.command("new", short_help="Write a new plan from the commented template")
 @click.argument("slug")
 @click.option("--window", required=True, help="START/END, e.g. 2023-01-01T00:00:00Z/2023-04-01T00:00:00Z")
 @click.option("--chunking", "mode", required=True,

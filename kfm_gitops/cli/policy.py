@@ -16,12 +16,12 @@ from kfm_gitops.cli._shared import (
 if TYPE_CHECKING:
     pass
 
-@click.group()
+@click.group(short_help="Policy as code: the Rego policies")
 def policy() -> None:
     """Policy as code: the Rego policies under policies/ and their tests."""
 
 
-@policy.command("test")
+@policy.command("test", short_help="Run the policies' test cases")
 @format_option
 def policy_test(fmt: str) -> int:
     """Run the policies' test cases (policies/tests/*.cases.json), each on a fresh engine, in a subprocess."""

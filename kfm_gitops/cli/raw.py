@@ -21,7 +21,7 @@ from kfm_gitops.errors import EXIT_FINDINGS, EXIT_OK, KfmError
 if TYPE_CHECKING:
     pass
 
-@click.command("acquire")
+@click.command("acquire", short_help="Acquire a plan's chunks into RAW")
 @click.argument("plan_file", metavar="PLAN")
 @click.option("--chunk", "chunks", multiple=True, metavar="KEY", help="only this chunk; repeat for several")
 @store_option
@@ -55,12 +55,12 @@ def acquire_cmd(plan_file: str, chunks: tuple[str, ...], store_url: str | None, 
     return emit(report, fmt, Summary("chunk", "acquired"))
 
 
-@click.group()
+@click.group(short_help="Check the RAW zone")
 def raw() -> None:
     """Check the RAW zone."""
 
 
-@raw.command("verify")
+@raw.command("verify", short_help="Re-hash every RAW object the manifests name")
 @click.argument("slugs", nargs=-1)
 @click.option("--jobs", type=click.IntRange(1, 256), default=None, help="hashing threads (default: all cores)")
 @store_option
@@ -85,7 +85,7 @@ def raw_verify(slugs: tuple[str, ...], jobs: int | None, store_url: str | None, 
     return emit(report, fmt, Summary("acquisition manifest", detail=detail))
 
 
-@click.group("store")
+@click.group("store", short_help="Move objects between object stores")
 def store_group() -> None:
     """Move a dataset's objects between object stores."""
 
@@ -120,7 +120,7 @@ def _move(direction: str, slugs: tuple[str, ...], other: str, store_url: str | N
     return EXIT_OK
 
 
-@store_group.command("push")
+@store_group.command("push", short_help="Copy a dataset's objects to another store")
 @click.argument("slugs", nargs=-1, metavar="[SLUG|VERSION_DIR]...")
 @click.option("--to", "to_url", required=True, metavar="URL", help="the store to copy into")
 @click.option("--store", "store_url", default=None, metavar="URL",
@@ -130,7 +130,7 @@ def store_push(slugs: tuple[str, ...], to_url: str, store_url: str | None) -> in
     return _move("push", slugs, to_url, store_url)
 
 
-@store_group.command("pull")
+@store_group.command("pull", short_help="Copy a dataset's objects from another store")
 @click.argument("slugs", nargs=-1, metavar="[SLUG|VERSION_DIR]...")
 @click.option("--from", "from_url", required=True, metavar="URL", help="the store to copy from")
 @click.option("--store", "store_url", default=None, metavar="URL",

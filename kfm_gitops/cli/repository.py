@@ -12,7 +12,7 @@ from kfm_gitops.errors import EXIT_OK
 if TYPE_CHECKING:
     pass
 
-@click.command("init")
+@click.command("init", short_help="Make a folder a governed repository")
 @click.argument("directory", default=".")
 @click.option("--example", is_flag=True, help="also add the example dataset, its upstream files and a plan")
 def init_cmd(directory: str, example: bool) -> int:
@@ -39,11 +39,11 @@ def init_cmd(directory: str, example: bool) -> int:
     if not (result.added or result.main_commit or result.release_commit):
         click.echo(f"{where} is already a governed repository; nothing to add")
     else:
-        click.echo("next: `pre-commit install`, then `kfm plan new SLUG ...` for a backfill")
+        click.echo(_next_step(where))
     return EXIT_OK
 
 
-@click.command("quickstart")
+@click.command("quickstart", short_help="Run the example's whole story in a new folder")
 @click.argument("directory")
 def quickstart_cmd(directory: str) -> int:
     """Make a governed repository in DIRECTORY (new or empty) and run the example's story: first release, backfill,
@@ -51,3 +51,15 @@ def quickstart_cmd(directory: str) -> int:
     from kfm_gitops.quickstart import quickstart
 
     return quickstart(Path(directory), click.echo)
+
+
+def _next_step(root: Path) -> str:
+    """What to do after kfm init: a plan for a dataset the repository has, or first a dataset contract."""
+    from kfm_gitops.dataset import list_slugs
+
+    slugs = list_slugs(root)
+    if slugs:
+        return (f"next: `pre-commit install`, then `kfm plan new {slugs[0]} --window START/END --chunking MODE "
+                "--reason TEXT` for a backfill")
+    return ("next: add a dataset contract, datasets/SLUG/dataset.yaml and pipeline.yaml (`kfm init --example DIR` "
+            "writes a worked one to copy from), then `pre-commit install` and `kfm plan new SLUG ...`")
