@@ -207,7 +207,7 @@ def test_missing_file_directory_and_unreadable_are_findings(kfm: Runner, tmp_pat
 def test_help_listings_are_never_cut(kfm: Runner) -> None:
     from kfm_gitops.cli import cli
 
-    groups = [[]] + [[name] for name, command in cli.commands.items() if hasattr(command, "commands")]
+    groups: list[list[str]] = [[]] + [[name] for name, command in cli.commands.items() if hasattr(command, "commands")]
     assert len(groups) > 4
     for words in groups:
         r = kfm(*words, "--help")
