@@ -254,3 +254,27 @@ def track_remote_branch(repo: Any, branch: str, remote: str) -> Any:
     local = repo.branches.local.create(branch, repo[upstream.target])
     local.upstream = upstream
     return upstream.target
+
+
+def arrival(repo: Any, head: Any, path: str) -> Any | None:
+    """The commit on ``head``'s first-parent line that brought ``path`` into the branch (the merge of a pull
+    request, or a direct commit), or None when ``head`` does not have it. Walks back only as far as that commit."""
+    commit = repo[head]
+    if path not in commit.tree:
+        return None
+    while commit.parents and path in commit.parents[0].tree:
+        commit = commit.parents[0]
+    return commit.id
+
+
+def commit_message(repo: Any, commit_id: Any) -> str:
+    return str(repo[commit_id].message)
+
+
+def parent_count(repo: Any, commit_id: Any) -> int:
+    return len(repo[commit_id].parents)
+
+
+def resolve(repo: Any, rev: str) -> Any:
+    """The commit a revision names (a branch, a tag, a hex id)."""
+    return repo.revparse_single(rev).peel(_pygit2().Commit).id
