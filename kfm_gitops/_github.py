@@ -153,7 +153,7 @@ class ReviewApprovals:
         if not head:
             raise GitHubError(f"pull request {self.number} has no head commit in GitHub's answer")
         author = _login(pr)
-        out = []
+        out: list[Approval] = []
         for login, review in sorted(latest_states(self.client.reviews(self.number)).items()):
             if str(review.get("state", "")).upper() != "APPROVED" or review.get("commit_id") != head:
                 continue

@@ -27,7 +27,7 @@ def payload(name: str) -> dict[str, Any]:
 
 
 def review(login: str, state: str, commit: str = HEAD, n: int = 1) -> dict[str, Any]:
-    r = copy.deepcopy(payload("pull_request_review.submitted")["review"])
+    r: dict[str, Any] = copy.deepcopy(payload("pull_request_review.submitted")["review"])
     r.update(id=1000 + n, state=state, commit_id=commit,
              html_url=f"https://github.com/Codertocat/Hello-World/pull/2#pullrequestreview-{1000 + n}")
     r["user"] = {**r["user"], "login": login}
