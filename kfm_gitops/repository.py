@@ -77,7 +77,26 @@ REMOTE = "origin"  # the remote a clone came from: its branches are the team's
 RUNBOOK = "docs/runbooks/pipelines/rb-pipeline-backfill.md"
 RUNBOOK_TEXT = resources.files("kfm_gitops").joinpath("runbook.md").read_bytes()
 
-# Files every governed repository has on main. Those in SHARED are on release too, byte for byte.
+# The workflows of a governed repository: the gates and approvals as required checks, the backfill fan-out and the
+# reconcile. They install kfm as a pinned release (this repository's own CI installs its checkout instead).
+WORKFLOWS = ("gates", "approvals", "backfill", "reconcile")
+INSTALL_PLACEHOLDER = "KFM_INSTALL_SPEC"
+
+
+def workflow_files(install: str | None = None) -> dict[str, bytes]:
+    """``.github/workflows/*.yml`` as kfm init writes them; ``install`` is what pip installs (default: this release
+    of kfm-gitops, pinned)."""
+    from kfm_gitops import __version__
+
+    spec = install or f"kfm-gitops=={__version__}"
+    folder = resources.files("kfm_gitops").joinpath("workflows")
+    return {f".github/workflows/{name}.yml":
+            folder.joinpath(f"{name}.yml").read_text(encoding="utf-8").replace(INSTALL_PLACEHOLDER, spec).encode()
+            for name in WORKFLOWS}
+
+
+# Files every governed repository has on main. Those in SHARED are on release too, byte for byte: a pull request
+# runs the workflows of its own merge result, so both branches carry the same ones.
 SCAFFOLD: dict[str, bytes] = {
     CONFIG_NAME: KFM_YAML.encode(),
     ".gitignore": GITIGNORE.encode(),
@@ -87,9 +106,9 @@ SCAFFOLD: dict[str, bytes] = {
     "plans/.gitkeep": KEEP,
     "releases/.gitkeep": KEEP,
     "data/raw/.gitkeep": KEEP,
-    ".github/workflows/.gitkeep": KEEP,
+    **workflow_files(),
 }
-SHARED: tuple[str, ...] = (CONFIG_NAME, ".gitignore", ".github/workflows/.gitkeep")
+SHARED: tuple[str, ...] = (CONFIG_NAME, ".gitignore", *(f".github/workflows/{name}.yml" for name in WORKFLOWS))
 
 
 @dataclass(slots=True)
