@@ -762,7 +762,7 @@ def _machine_failure(fmt: str, exc: KfmError) -> None:
     if fmt not in ("json", "github"):
         return
     findings = list(exc.findings) if isinstance(exc, FindingsError) else [
-        Finding(str(getattr(exc, "code", "KFM_ERROR")), exc.message,
+        Finding(exc.code, exc.message,
                 Location(exc.location) if exc.location else None, hint=exc.hint)]
     if fmt == "json":
         click.echo(json.dumps({"ok": False, "error": exc.message, "findings": [f.as_dict() for f in findings]},

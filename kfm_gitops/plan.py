@@ -426,14 +426,14 @@ def check_plan(path: Path, *, config: Config | None, shown: str | None = None) -
     findings = schema.validate(doc, "plan") + check_semantics(doc, vocab)
     try:
         plan = build_plan(doc)
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, PeriodError):
         return None, findings  # the shape is wrong, and the findings above say where
     if config is not None:
         # Also on a plan with other errors, so that one run reports every error. A check that cannot run on a
         # malformed part adds nothing: that part already has its finding.
         try:
             findings.extend(check_against_repository(plan, config))
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, PeriodError):
             if not any(f.severity == "error" for f in findings):
                 raise
     if any(f.severity == "error" for f in findings):
