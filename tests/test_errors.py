@@ -10,6 +10,7 @@ import importlib
 import json
 import pkgutil
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -139,10 +140,10 @@ def test_every_raise_site_raises_a_kfm_error_or_a_listed_builtin() -> None:
      "'yesterday' is not an RFC 3339 timestamp (like 2023-01-01T00:00:00Z)"),
     (lambda: check_template("{yeer}"), TemplateError, "TEMPLATE_INVALID", None),
 ])
-def test_value_errors_are_kfm_errors_with_a_code(call: object, cls: type[KfmError], code: str,
+def test_value_errors_are_kfm_errors_with_a_code(call: Callable[[], object], cls: type[KfmError], code: str,
                                                   message: str | None) -> None:
     with pytest.raises(KfmError) as info:
-        call()  # type: ignore[operator]
+        call()
     assert type(info.value) is cls
     assert (info.value.code, info.value.exit_code) == (code, EXIT_FINDINGS)
     assert str(info.value) == info.value.message
