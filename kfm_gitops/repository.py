@@ -100,7 +100,7 @@ class InitResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _ignore_the_store(repo: object, root: Path, result: InitResult) -> bool:
+def _ignore_the_store(repo: _git.Repository, root: Path, result: InitResult) -> bool:
     """An existing .gitignore that does not ignore .kfm/ gets kfm's lines appended (the local store must never be
     committed); a .gitignore with uncommitted changes is left to its owner, with a note."""
     path = root / ".gitignore"
