@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kfm_gitops._fs import atomic_write, display_path, read_text
+from kfm_gitops.errors import KfmError
 from kfm_gitops.findings import Finding, Location
 
 # A plan or contract has tens to hundreds of nodes. Anything that expands past this is refused.
@@ -71,9 +72,14 @@ _EXPLICIT: dict[str, Any] = {
 }
 
 
-class _Refused(Exception):
+class _Refused(KfmError):
+    """A file the loader refuses; ``loads`` turns it into a finding at ``mark``."""
+
+    code = "YAML_SYNTAX"
+
     def __init__(self, code: str, message: str, mark: Any, hint: str | None = None) -> None:
-        self.code, self.message, self.mark, self.hint = code, message, mark, hint
+        super().__init__(message, code=code, hint=hint)
+        self.mark = mark
 
 
 def _resolve_plain(value: str) -> Any:

@@ -99,7 +99,7 @@ def freeze(config: Config, plan: Plan, contract: Contract) -> Frozen:
     return Frozen(commit, _git.committer_email(repo))
 
 
-def _only_expected_id_differs(repo: Any, rel: str, plan: Plan) -> bool:
+def _only_expected_id_differs(repo: _git.Repository, rel: str, plan: Plan) -> bool:
     """What kfm writes into a plan (the roll-up's expected id) does not make it an uncommitted input."""
     from kfm_gitops import _yaml
 

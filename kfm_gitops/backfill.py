@@ -231,8 +231,8 @@ def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun]
     carried = base_partitions(config.root, slug, base)
     from kfm_gitops.periods import get_zone
 
-    zone = get_zone(contract.partitioning["timezone"])
-    window_keys = {p.key for p in periods(plan.start, plan.end, contract.partitioning["mode"], zone)}  # type: ignore[arg-type]
+    zone = get_zone(contract.partitioning.timezone)
+    window_keys = {p.key for p in periods(plan.start, plan.end, contract.partitioning.mode, zone)}
     outside = sorted(k for k in carried if k not in window_keys)
     if outside:
         # One label per version: partitions carried from the base were made under its label and obligations.
@@ -422,7 +422,7 @@ def dry_run(config: Config, plan: Plan, store: Store) -> list[dict[str, Any]]:
 
     contract = require_contract(config.root, plan.slug, config.vocab)
     part = contract.partitioning
-    zone = get_zone(part["timezone"])
+    zone = get_zone(part.timezone)
     params = contract.pipeline.data["connector"]["params"]
     template = params.get("url") or f"{params.get('root', '')}/{params.get('pattern', '')}"
     out = []
@@ -432,7 +432,7 @@ def dry_run(config: Config, plan: Plan, store: Store) -> list[dict[str, Any]]:
         out.append({
             "chunk": c.key, "start": iso_utc(c.start), "end": iso_utc(c.end),
             "sources": expand(template, Window(c.key, c.start, c.end, zone)),
-            "partitions": [p.key for p in periods(c.start, c.end, part["mode"], zone)],  # type: ignore[arg-type]
+            "partitions": [p.key for p in periods(c.start, c.end, part.mode, zone)],
             "reuse": found[0].relative_to(config.root).as_posix() if found else None,
         })
     return out

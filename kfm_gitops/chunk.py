@@ -109,7 +109,7 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
     axes = contract.time_axes
     id_col = dataset["schema"]["id_column"]
     geom_col = dataset["schema"]["geometry"]["column"]
-    time_col = axes["valid_time"]["start_column"] if part["axis"] == "valid_time" else axes[part["axis"]]["column"]
+    time_col = axes["valid_time"]["start_column"] if part.axis == "valid_time" else axes[part.axis]["column"]
     qa = QA([c["name"] for c in dataset["schema"]["columns"]])
     if denied:
         result.findings.append(Finding("POLICY_DENIED", f"the processing policy denies this data: {', '.join(denied)}",
@@ -132,7 +132,7 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
 
     from kfm_gitops.periods import get_zone, periods
 
-    chunk_parts = periods(chunk.start, chunk.end, part["mode"], get_zone(part["timezone"]))  # type: ignore[arg-type]
+    chunk_parts = periods(chunk.start, chunk.end, part.mode, get_zone(part.timezone))
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     bounds = np.array([(p.start - epoch) // timedelta(microseconds=1) for p in chunk_parts]
                       + [(chunk.end - epoch) // timedelta(microseconds=1)], dtype=np.int64)
@@ -166,7 +166,7 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
             for raw in batches:
                 n = norm.normalize(raw, obj["name"], first)
                 reasons = n.reasons
-                outside = window_mask(n.table, time_axis, axes, chunk.start, chunk.end, part["timezone"])
+                outside = window_mask(n.table, time_axis, axes, chunk.start, chunk.end, part.timezone)
                 reasons[(reasons == 0) & outside] = REASONS.index("OUT_OF_WINDOW") + 1
                 good = pa.array(reasons == 0)
                 accepted = n.table.filter(good)
@@ -185,7 +185,7 @@ def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, s
                                                         for r in rows]))
                 if accepted.num_rows:
                     # The partition of each row: where its instant falls among the chunk's partition boundaries.
-                    starts = pc.cast(pc.cast(partition_start_column(accepted, part["axis"], axes, part["timezone"]),
+                    starts = pc.cast(pc.cast(partition_start_column(accepted, part.axis, axes, part.timezone),
                                              pa.timestamp("us")), pa.int64())
                     at = np.searchsorted(bounds, starts.to_numpy(zero_copy_only=False), side="right") - 1
                     elsewhere = (at < 0) | (at >= len(chunk_parts))

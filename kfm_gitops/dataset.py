@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kfm_gitops import _yaml, schema
 from kfm_gitops._fs import display_path
@@ -21,6 +21,17 @@ DATASET_FILE = "dataset.yaml"
 PIPELINE_FILE = "pipeline.yaml"
 BUILTIN_CONNECTORS = ("file", "http")
 TIME_COLUMN_TYPES = ("timestamp", "date")
+
+PartitionMode = Literal["daily", "monthly", "yearly"]
+
+
+@dataclass(frozen=True, slots=True)
+class Partitioning:
+    """How a dataset is cut into partitions: by ``mode`` periods of its ``axis``, in the IANA ``timezone``."""
+
+    mode: PartitionMode
+    axis: str
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +54,9 @@ class Contract:
         return list(self.dataset.data["policy"]["obligations"])
 
     @property
-    def partitioning(self) -> dict[str, str]:
+    def partitioning(self) -> Partitioning:
         p = self.dataset.data["partitioning"]
-        return {"mode": p["mode"], "axis": p["axis"], "timezone": p.get("timezone", "UTC")}
+        return Partitioning(p["mode"], p["axis"], p.get("timezone", "UTC"))
 
     @property
     def time_axes(self) -> dict[str, Any]:

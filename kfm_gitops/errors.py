@@ -1,8 +1,8 @@
-"""The one error tree: every failure kfm knows about, each with the exit code of DESIGN.md."""
+"""The one error tree: every failure kfm knows about, each with a finding-style code and the exit code of DESIGN.md."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from kfm_gitops.findings import Finding
@@ -16,13 +16,21 @@ EXIT_INTERRUPTED = 130
 
 
 class KfmError(Exception):
-    """A failure kfm understands: refused, invalid input. ``hint`` says what to do next."""
+    """A failure kfm understands: refused, invalid input. ``hint`` says what to do next.
 
-    exit_code = EXIT_FINDINGS
+    ``code`` names the failure the way a finding does (what ``--format json`` and ``github`` report): each class
+    has its own, and a raise site may name a finer one.
+    """
 
-    def __init__(self, message: str, *, hint: str | None = None, location: str | None = None) -> None:
+    exit_code: ClassVar[int] = EXIT_FINDINGS
+    code: str = "KFM_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None, hint: str | None = None,
+                 location: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if code is not None:
+            self.code = code
         self.hint = hint
         self.location = location
 

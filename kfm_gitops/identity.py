@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kfm_gitops.errors import KfmError
+
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 ZERO_DIGEST = "sha256:" + "0" * 64
 SLUG_RE = re.compile(r"[a-z0-9_]+")
@@ -24,8 +26,10 @@ RUN_ID_RE = re.compile(
 VERSION_PLACEHOLDER = "<to-be-computed>"
 
 
-class IdentityError(ValueError):
-    pass
+class IdentityError(KfmError):
+    """A value is not a well-formed identity (digest, slug, version id, run id), or cannot have one."""
+
+    code = "IDENTITY_INVALID"
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -35,7 +39,7 @@ def canonical_json(obj: Any) -> bytes:
     try:
         out: bytes = rfc8785.dumps(obj)
     except (rfc8785.CanonicalizationError, TypeError) as exc:
-        raise IdentityError(f"cannot canonicalise: {exc}") from exc
+        raise IdentityError(f"cannot canonicalise: {exc}", code="NOT_CANONICALISABLE") from exc
     return out
 
 
@@ -51,9 +55,10 @@ def digest_of(obj: Any) -> str:
 def check_digest(value: str) -> str:
     """Return ``value`` if it is a well-formed, non-zero sha256 digest; raise otherwise."""
     if not isinstance(value, str) or not DIGEST_RE.fullmatch(value):
-        raise IdentityError(f"{value!r} is not a digest (sha256: followed by 64 lowercase hex digits)")
+        raise IdentityError(f"{value!r} is not a digest (sha256: followed by 64 lowercase hex digits)",
+                            code="DIGEST_INVALID")
     if value == ZERO_DIGEST:
-        raise IdentityError("the all-zero digest is not a digest of anything")
+        raise IdentityError("the all-zero digest is not a digest of anything", code="DIGEST_INVALID")
     return value
 
 
@@ -63,7 +68,8 @@ def is_digest(value: object) -> bool:
 
 def check_slug(value: str) -> str:
     if not isinstance(value, str) or not SLUG_RE.fullmatch(value):
-        raise IdentityError(f"{value!r} is not a slug (lowercase letters, digits and underscores)")
+        raise IdentityError(f"{value!r} is not a slug (lowercase letters, digits and underscores)",
+                            code="SLUG_INVALID")
     return value
 
 
@@ -126,28 +132,29 @@ def parse_version_id(value: str) -> VersionId:
     m = VERSION_ID_RE.fullmatch(value) if isinstance(value, str) else None
     if not m:
         raise IdentityError(
-            f"{value!r} is not a dataset_version_id (<slice_key>.<spec8>.<content8>, e.g. 2023-03.1a2b3c4d.5e6f7a8b)"
-        )
+            f"{value!r} is not a dataset_version_id (<slice_key>.<spec8>.<content8>, e.g. 2023-03.1a2b3c4d.5e6f7a8b)",
+            code="VERSION_ID_INVALID")
     from kfm_gitops.periods import PeriodError, parse_key
 
     try:
         parse_key(m["slice"])
     except PeriodError as exc:
-        raise IdentityError(f"{value!r}: {exc}") from exc
+        raise IdentityError(f"{value!r}: {exc}", code="VERSION_ID_INVALID") from exc
     return VersionId(m["slice"], m["spec8"], m["content8"])
 
 
 def run_id(time_utc: str, chunk_key: str, suffix: str) -> str:
     rid = f"kfm://run/{time_utc}.{chunk_key}.{suffix}"
     if not RUN_ID_RE.fullmatch(rid):
-        raise IdentityError(f"{rid!r} is not a run id")
+        raise IdentityError(f"{rid!r} is not a run id", code="RUN_ID_INVALID")
     return rid
 
 
 def parse_run_id(value: str) -> dict[str, str]:
     m = RUN_ID_RE.fullmatch(value) if isinstance(value, str) else None
     if not m:
-        raise IdentityError(f"{value!r} is not a run id (kfm://run/<YYYYMMDDTHHMMSSZ>.<chunk key>.<8 hex>)")
+        raise IdentityError(f"{value!r} is not a run id (kfm://run/<YYYYMMDDTHHMMSSZ>.<chunk key>.<8 hex>)",
+                            code="RUN_ID_INVALID")
     from datetime import datetime
 
     from kfm_gitops.periods import PeriodError, parse_key
@@ -156,7 +163,7 @@ def parse_run_id(value: str) -> dict[str, str]:
         datetime.strptime(m["time"], "%Y%m%dT%H%M%SZ")
         parse_key(m["chunk"])
     except (ValueError, PeriodError) as exc:
-        raise IdentityError(f"{value!r} is not a run id: {exc}") from exc
+        raise IdentityError(f"{value!r} is not a run id: {exc}", code="RUN_ID_INVALID") from exc
     return {"folder": m["name"], "time": m["time"], "chunk": m["chunk"], "suffix": m["suffix"]}
 
 

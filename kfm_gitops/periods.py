@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cache
 from typing import Literal
 
+from kfm_gitops.errors import KfmError
+
 Mode = Literal["daily", "weekly", "monthly", "quarterly", "yearly"]
 MODES: tuple[Mode, ...] = ("daily", "weekly", "monthly", "quarterly", "yearly")
 
@@ -20,8 +22,10 @@ MODES: tuple[Mode, ...] = ("daily", "weekly", "monthly", "quarterly", "yearly")
 COARSENESS: dict[str, int] = {"daily": 1, "weekly": 2, "monthly": 3, "quarterly": 4, "yearly": 5}
 
 
-class PeriodError(ValueError):
-    pass
+class PeriodError(KfmError):
+    """A timestamp, timezone, period key or period that kfm cannot use."""
+
+    code = "PERIOD_INVALID"
 
 
 # Names in a zoneinfo folder that are not zones of their own: the host's local zone, and POSIX defaults.
@@ -37,7 +41,7 @@ def get_zone(name: str) -> tzinfo:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     if name in _NOT_ZONES or not re.fullmatch(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*", name, re.ASCII):
-        raise PeriodError(f"{name!r} is not an IANA timezone name")
+        raise PeriodError(f"{name!r} is not an IANA timezone name", code="TIMEZONE_UNKNOWN")
     try:
         from importlib import resources
 
@@ -48,11 +52,11 @@ def get_zone(name: str) -> tzinfo:
     except ModuleNotFoundError:  # no tzdata package: the system's database
         pass
     except ValueError as exc:
-        raise PeriodError(f"{name!r} is not an IANA timezone name") from exc
+        raise PeriodError(f"{name!r} is not an IANA timezone name", code="TIMEZONE_UNKNOWN") from exc
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise PeriodError(f"{name!r} is not an IANA timezone name") from exc
+        raise PeriodError(f"{name!r} is not an IANA timezone name", code="TIMEZONE_UNKNOWN") from exc
 
 
 def period_start(day: date, mode: Mode) -> date:
@@ -126,8 +130,9 @@ def parse_key(key: str) -> tuple[Mode, date]:
                 return mode, date(int(m[1]), 3 * (int(m[2]) - 1) + 1, 1)
             return mode, date(int(m[1]), 1, 1)
         except ValueError as exc:
-            raise PeriodError(f"{key!r} is not a valid {mode} key: {exc}") from exc
-    raise PeriodError(f"{key!r} is not a period key (2023, 2023-Q1, 2023-01, 2023-W05 or 2023-01-15)")
+            raise PeriodError(f"{key!r} is not a valid {mode} key: {exc}", code="PERIOD_KEY_INVALID") from exc
+    raise PeriodError(f"{key!r} is not a period key (2023, 2023-Q1, 2023-01, 2023-W05 or 2023-01-15)",
+                      code="PERIOD_KEY_INVALID")
 
 
 def local_midnight_utc(day: date, zone: tzinfo) -> datetime:
@@ -139,7 +144,8 @@ def local_midnight_utc(day: date, zone: tzinfo) -> datetime:
     try:
         return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
     except (OverflowError, ValueError) as exc:
-        raise PeriodError(f"the local day {day.isoformat()} is out of the supported range ({SUPPORTED})") from exc
+        raise PeriodError(f"the local day {day.isoformat()} is out of the supported range ({SUPPORTED})",
+                          code="OUT_OF_RANGE") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +214,7 @@ def period_of_key(key: str, zone: tzinfo) -> Period:
     try:
         nxt = next_start(day, mode)
     except (OverflowError, ValueError) as exc:
-        raise PeriodError(f"the period {key} is out of the supported range ({SUPPORTED})") from exc
+        raise PeriodError(f"the period {key} is out of the supported range ({SUPPORTED})", code="OUT_OF_RANGE") from exc
     return Period(key, mode, local_midnight_utc(day, zone), local_midnight_utc(nxt, zone))
 
 
@@ -230,24 +236,28 @@ def parse_timestamp(text: str) -> datetime:
         raise NaiveTimestamp(f"{text!r} is a date with no time and no UTC offset")
     m = _TIMESTAMP.fullmatch(text)
     if not m:
-        raise PeriodError(f"{text!r} is not an RFC 3339 timestamp (like 2023-01-01T00:00:00Z)")
+        raise PeriodError(f"{text!r} is not an RFC 3339 timestamp (like 2023-01-01T00:00:00Z)",
+                          code="TIMESTAMP_INVALID")
     fraction, offset = m[2], m[3]
     if fraction is not None and fraction[7:].strip("0"):
         # datetime holds microseconds and would silently drop the rest, moving the instant.
-        raise PeriodError(f"{text!r} is more precise than a microsecond (at most 6 fractional digits)")
+        raise PeriodError(f"{text!r} is more precise than a microsecond (at most 6 fractional digits)",
+                          code="TIMESTAMP_INVALID")
     if offset is not None and offset not in "Zz" and (int(offset[1:3]) > 23 or int(offset[4:6]) > 59):
-        raise PeriodError(f"{text!r}: offset {offset} is out of range (-23:59..+23:59)")
+        raise PeriodError(f"{text!r}: offset {offset} is out of range (-23:59..+23:59)", code="TIMESTAMP_INVALID")
     try:
         t = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
     except ValueError as exc:
-        raise PeriodError(f"{text!r} is not a valid timestamp: {exc}") from exc
+        raise PeriodError(f"{text!r} is not a valid timestamp: {exc}", code="TIMESTAMP_INVALID") from exc
     if t.tzinfo is None:
         raise NaiveTimestamp(f"{text!r} has no UTC offset")
     # Aware comparisons subtract the offsets as timedeltas: no datetime past year 9999 is ever built.
     if not MIN_INSTANT <= t <= MAX_INSTANT:
-        raise PeriodError(f"{text!r} is out of the supported range ({SUPPORTED})")
+        raise PeriodError(f"{text!r} is out of the supported range ({SUPPORTED})", code="OUT_OF_RANGE")
     return t
 
 
 class NaiveTimestamp(PeriodError):
-    pass
+    """A timestamp with no UTC offset: which instant it means is exactly what kfm will not guess."""
+
+    code = "TIMESTAMP_NAIVE"

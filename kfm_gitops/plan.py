@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from kfm_gitops import _yaml, schema
 from kfm_gitops._fs import atomic_write, display_path
@@ -38,6 +38,9 @@ from kfm_gitops.periods import (
     period_start,
     periods,
 )
+
+if TYPE_CHECKING:
+    from kfm_gitops.dataset import Partitioning
 
 MAX_CHUNKS = 10_000
 VERSION_MANIFEST = "promotion-manifest.json"  # what makes a folder under releases/<slug>/ a version
@@ -264,21 +267,21 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
         out.append(Finding("PLAN_TIME_AXIS", f"dataset {plan.slug!r} does not map time axis {plan.time_axis!r}",
                            doc.locate(("time_axis",)), hint=f"it maps: {', '.join(axes)}"))
     part = contract.partitioning
-    if plan.timezone != part["timezone"]:
+    if plan.timezone != part.timezone:
         out.append(Finding("PLAN_TIMEZONE_MISMATCH",
-                           f"chunking timezone {plan.timezone!r} differs from the partitioning's {part['timezone']!r}",
+                           f"chunking timezone {plan.timezone!r} differs from the partitioning's {part.timezone!r}",
                            doc.locate(("chunking", "timezone") if "timezone" in doc.data["chunking"]
                                       else ("chunking",), key=True),
-                           hint=f"set chunking.timezone: {part['timezone']}"))
+                           hint=f"set chunking.timezone: {part.timezone}"))
     # Partition boundaries are the partitioning's, whatever timezone the plan names.
-    p_mode = cast(Mode, part["mode"])
+    p_mode = part.mode
     aligned = COARSENESS[plan.mode] >= COARSENESS[p_mode] and not (plan.mode == "weekly" and p_mode != "daily")
     if not aligned:
         out.append(Finding("PLAN_CHUNKING_TOO_FINE",
                            f"{plan.mode} chunks do not cover whole {p_mode} partitions",
                            doc.locate(("chunking", "mode")),
                            hint=f"use {p_mode} chunking or coarser"))
-    zone = get_zone(part["timezone"])
+    zone = get_zone(part.timezone)
     for key in ("start", "end"):
         t = plan.start if key == "start" else plan.end
         if not is_boundary(t, p_mode, zone):
@@ -287,7 +290,7 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
             usable = [iso_exact(b) for b in (before, after) if MIN_INSTANT <= b <= MAX_INSTANT]
             out.append(Finding("PLAN_WINDOW_NOT_ALIGNED",
                                f"window.{key} {iso_exact(t)} is not on a {p_mode} partition boundary in "
-                               f"{part['timezone']}",
+                               f"{part.timezone}",
                                doc.locate(("window", key)),
                                hint=f"use {' or '.join(usable)}" if usable else None))
     for i, item in enumerate(doc.data.get("expected_outputs", [])):
@@ -367,7 +370,7 @@ def base_policy(version_folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _base_policy(doc: _yaml.Document, plan: Plan, base: Path, partitioning: dict[str, Any]) -> list[Finding]:
+def _base_policy(doc: _yaml.Document, plan: Plan, base: Path, partitioning: Partitioning) -> list[Finding]:
     """A version has one label: partitions carried from the base keep the label and obligations they were made
     under, so a plan that changes either must cover every partition of the base (the roll-up refuses otherwise)."""
     theirs = base_policy(base)
@@ -376,8 +379,8 @@ def _base_policy(doc: _yaml.Document, plan: Plan, base: Path, partitioning: dict
     mine = {"policy_label": plan.label, "obligations": [dict(o) for o in plan.obligations]}
     if mine == {k: theirs[k] for k in ("policy_label", "obligations")}:
         return []
-    zone = get_zone(partitioning["timezone"])
-    inside = {p.key for p in periods(plan.start, plan.end, cast("Mode", partitioning["mode"]), zone)}
+    zone = get_zone(partitioning.timezone)
+    inside = {p.key for p in periods(plan.start, plan.end, partitioning.mode, zone)}
     carried = sorted(k for k in theirs["partitions"] if k not in inside)
     if not carried:
         return []
@@ -426,14 +429,14 @@ def check_plan(path: Path, *, config: Config | None, shown: str | None = None) -
     findings = schema.validate(doc, "plan") + check_semantics(doc, vocab)
     try:
         plan = build_plan(doc)
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, PeriodError):
         return None, findings  # the shape is wrong, and the findings above say where
     if config is not None:
         # Also on a plan with other errors, so that one run reports every error. A check that cannot run on a
         # malformed part adds nothing: that part already has its finding.
         try:
             findings.extend(check_against_repository(plan, config))
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, PeriodError):
             if not any(f.severity == "error" for f in findings):
                 raise
     if any(f.severity == "error" for f in findings):

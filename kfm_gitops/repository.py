@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from kfm_gitops import _git
 from kfm_gitops._fs import atomic_write
@@ -121,7 +120,7 @@ class InitResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _ignore_the_store(repo: object, root: Path, result: InitResult) -> bool:
+def _ignore_the_store(repo: _git.Repository, root: Path, result: InitResult) -> bool:
     """An existing .gitignore that does not ignore .kfm/ gets kfm's lines appended (the local store must never be
     committed); a .gitignore with uncommitted changes is left to its owner, with a note."""
     path = root / ".gitignore"
@@ -138,7 +137,7 @@ def _ignore_the_store(repo: object, root: Path, result: InitResult) -> bool:
     return True
 
 
-def _join_remote_release(repo: Any, release: str, result: InitResult) -> Any | None:
+def _join_remote_release(repo: _git.Repository, release: str, result: InitResult) -> _git.Oid | None:
     """In a clone, the release branch is the team's: made from origin/release (tracking it) when missing here, and
     refused when the local one shares no history with it (a push would be refused, and the published pointers would
     fork)."""

@@ -29,9 +29,10 @@ CHUNK = 1024 * 1024  # hashing and copying buffer: large enough that hashlib rel
 class StoreError(KfmError):
     """A store operation failed; ``code`` is a finding code (HASH_MISMATCH, OBJECT_MISSING, FILE_TOO_LARGE, ...)."""
 
+    code = "STORE_ERROR"
+
     def __init__(self, code: str, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.code = code
+        super().__init__(message, code=code, hint=hint)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
+from kfm_gitops.errors import KfmError
 from kfm_gitops.periods import iso_utc, local_day
 
 
@@ -24,8 +25,10 @@ class Window:
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-class TemplateError(ValueError):
+class TemplateError(KfmError):
     """A template names a placeholder that does not exist, or has a stray brace."""
+
+    code = "TEMPLATE_INVALID"
 
 
 PLACEHOLDERS = ("year", "month", "day", "quarter", "week", "isoyear", "key", "start", "end")

@@ -87,7 +87,7 @@ def _failed(exc: KfmError, fmt: str) -> int:
         findings = list(exc.findings)
     else:
         click.echo(f"kfm: {exc.diagnostics()}", err=True)
-        findings = [Finding(str(getattr(exc, "code", "KFM_ERROR")), exc.message,
+        findings = [Finding(exc.code, exc.message,
                             Location(exc.location) if exc.location else None, hint=exc.hint)]
     REPORTER_BY_NAME.get(fmt, TextReporter)().failure(exc.message, findings)
     return exc.exit_code

@@ -136,7 +136,7 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
     if max_parallelism is None:
         from kfm_gitops.periods import Mode, get_zone, periods
 
-        n = len(periods(start, end, cast("Mode", mode), get_zone(part["timezone"]), limit=2))
+        n = len(periods(start, end, cast("Mode", mode), get_zone(part.timezone), limit=2))
         max_parallelism = min(2, max(1, n))
     path = new_plan_path(cfg, slug)
     base, note = (prior, "") if prior is not None else _default_base(cfg, slug)
@@ -152,8 +152,8 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
     text = render_template(
         slug=slug, path=os.path.relpath(path, cfg.root), reason=reason,
         requested_by=requested_by or _default_principal(cfg.root), reviewers=list(reviewers),
-        time_axis=time_axis or part["axis"], start=start, end=end, mode=mode, parallelism=max_parallelism,
-        timezone=part["timezone"], terms=terms or _default_terms(contract.pipeline.data),
+        time_axis=time_axis or part.axis, start=start, end=end, mode=mode, parallelism=max_parallelism,
+        timezone=part.timezone, terms=terms or _default_terms(contract.pipeline.data),
         label=label, obligations=obligations,
         prior=base,
     )

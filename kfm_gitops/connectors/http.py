@@ -42,6 +42,7 @@ from kfm_gitops.connectors import (
     looks_like_html,
     media_type_of,
 )
+from kfm_gitops.errors import KfmError
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.store import StoreError
 
@@ -68,12 +69,13 @@ class _Settings:
     media_type: str | None
 
 
-class _Retry(Exception):
+class _Retry(KfmError):
     """An attempt failed in a way another attempt may not: ``code`` is the finding when attempts run out."""
 
+    code = "UPSTREAM_UNAVAILABLE"
+
     def __init__(self, code: str, detail: str, wait: float = 0.0) -> None:
-        super().__init__(detail)
-        self.code = code
+        super().__init__(detail, code=code)
         self.detail = detail
         self.wait = wait  # what the server asked for (Retry-After), at least
 
