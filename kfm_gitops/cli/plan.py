@@ -17,7 +17,7 @@ from kfm_gitops.cli._shared import (
     format_option,
     require_config,
 )
-from kfm_gitops.errors import EXIT_FINDINGS, EXIT_OK, FindingsError, KfmError
+from kfm_gitops.errors import EXIT_FINDINGS, EXIT_OK, FindingsError
 
 if TYPE_CHECKING:
     from kfm_gitops.config import Config
@@ -122,13 +122,10 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
     from kfm_gitops._fs import display_path
     from kfm_gitops.dataset import require_contract
     from kfm_gitops.findings import Report, sort_findings
-    from kfm_gitops.identity import IdentityError, check_slug
+    from kfm_gitops.identity import check_slug
     from kfm_gitops.plan import base_policy, check_plan, new_plan_path, parse_window, render_template, write_new_plan
 
-    try:
-        check_slug(slug)
-    except IdentityError as exc:
-        raise KfmError(str(exc)) from exc
+    check_slug(slug)
     cfg = require_config()
     start, end = parse_window(window)
     contract = require_contract(cfg.root, slug, cfg.vocab)
