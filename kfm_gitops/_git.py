@@ -21,9 +21,6 @@ if TYPE_CHECKING:
     from pygit2 import Signature as Signature
     from pygit2 import Tree as Tree
 
-FALLBACK_NAME = "kfm"
-FALLBACK_EMAIL = "kfm@localhost"
-
 # Where a commit or tree is named: an object id, or its 40 hex digits.
 Rev: TypeAlias = "Oid | str"
 # The files of a tree being built, folder by folder: a name maps to a file's bytes or to a folder.
@@ -48,18 +45,38 @@ def workdir(repo: Repository) -> Path:
     return Path(repo.workdir)
 
 
-def signature(repo: Repository) -> Signature:
-    """The committer from git config or GIT_* variables; kfm's own name when neither is set."""
+IDENTITY_HINT = ('tell git who you are: `git config --global user.name "Your Name"` and `git config --global '
+                 'user.email you@example.com` (or set GIT_AUTHOR_NAME and GIT_AUTHOR_EMAIL)')
+
+
+def identity(repo: Repository) -> tuple[str, str] | None:
+    """(name, email) by git's rules: GIT_COMMITTER_* or GIT_AUTHOR_*, then user.name and user.email of git config,
+    then $EMAIL for the email; None when git would not know who commits."""
     import pygit2
 
     name = os.environ.get("GIT_COMMITTER_NAME") or os.environ.get("GIT_AUTHOR_NAME")
     email = os.environ.get("GIT_COMMITTER_EMAIL") or os.environ.get("GIT_AUTHOR_EMAIL")
-    if not (name and email):
-        try:
-            sig = repo.default_signature
-            name, email = name or sig.name, email or sig.email
-        except (KeyError, pygit2.GitError):
-            pass
+    config = repo.config
+    for key, have in (("user.name", name), ("user.email", email)):
+        if not have:
+            try:
+                value = config[key]
+            except (KeyError, pygit2.GitError):
+                continue
+            name, email = (value, email) if key == "user.name" else (name, value)
+    email = email or os.environ.get("EMAIL")
+    return (name, email) if name and email else None
+
+
+def signature(repo: Repository) -> Signature:
+    """The committer by git's own rules (``identity``); refused, as git refuses, when it is not set."""
+    import pygit2
+
+    who = identity(repo)
+    if who is None:
+        raise KfmError("git does not know who you are, and kfm commits in your name", code="GIT_IDENTITY",
+                       hint=IDENTITY_HINT)
+    name, email = who
     date = os.environ.get("GIT_COMMITTER_DATE")
     if date and date.split()[0].lstrip("@").isdigit():
         parts = date.lstrip("@").split()
@@ -68,8 +85,14 @@ def signature(repo: Repository) -> Signature:
             sign = -1 if parts[1].startswith("-") else 1
             hhmm = parts[1].lstrip("+-")
             offset = sign * (int(hhmm[:2]) * 60 + int(hhmm[2:4]))
-        return pygit2.Signature(name or FALLBACK_NAME, email or FALLBACK_EMAIL, int(parts[0]), offset)
-    return pygit2.Signature(name or FALLBACK_NAME, email or FALLBACK_EMAIL)
+        return pygit2.Signature(name, email, int(parts[0]), offset)
+    return pygit2.Signature(name, email)
+
+
+def set_local_identity(repo: Repository, name: str, email: str) -> None:
+    """Give one repository an identity of its own (its .git/config), as `git config user.name` does."""
+    repo.config["user.name"] = name
+    repo.config["user.email"] = email
 
 
 def branch_head(repo: Repository, branch: str) -> Oid | None:
@@ -261,8 +284,8 @@ def altered_paths(repo: Repository, prefixes: list[str], state: dict[str, int] |
 
 
 def committer_email(repo: Repository) -> str | None:
-    sig = signature(repo)
-    return None if sig.email == FALLBACK_EMAIL else sig.email
+    who = identity(repo)
+    return who[1] if who else None
 
 
 def remote_branch_head(repo: Repository, remote: str, branch: str) -> Oid | None:

@@ -29,6 +29,7 @@ from kfm_gitops.repository import init
 from kfm_gitops.store import Store
 
 Say = Callable[[str], None]
+QUICKSTART_IDENTITY = ("kfm quickstart", "quickstart@example.invalid")
 
 
 def _commit(root: Path, message: str, prefixes: list[str]) -> str:
@@ -76,6 +77,12 @@ def quickstart(directory: Path, say: Say) -> int:
     if directory.exists() and any(directory.iterdir()):
         raise KfmError(f"{directory} is not empty", hint="quickstart makes a new repository: name a new folder")
     say(f"1. A governed repository in {directory}, with the example dataset {SLUG}")
+    directory.mkdir(parents=True, exist_ok=True)
+    repo = _git.init(directory, "main")
+    if _git.identity(repo) is None:
+        _git.set_local_identity(repo, *QUICKSTART_IDENTITY)
+        say(f"   git has no identity here: this demo repository commits as {QUICKSTART_IDENTITY[0]} "
+            f"<{QUICKSTART_IDENTITY[1]}> (its own .git/config)")
     files = repository_files(redelivery=False)
     res = init(directory, files, message="kfm quickstart: governed repository with the example dataset")
     root = res.root

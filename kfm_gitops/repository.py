@@ -185,6 +185,8 @@ def init(directory: Path, extra: dict[str, bytes] | None = None, message: str = 
     from kfm_gitops.policy import default_files
 
     wanted = {**SCAFFOLD, **default_files(), **(extra or {})}
+    if _git.branch_head(repo, "release") is None or any(not (root / rel).exists() for rel in wanted):
+        _git.signature(repo)  # kfm will commit: refused before anything is written when git has no identity
     for rel, data in wanted.items():
         target = root / rel
         if target.exists() or target.is_symlink():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,7 @@ class Result:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Every test runs with a fixed git identity, no user git config and no inherited kfm settings."""
     for k, v in GIT_ENV.items():
         monkeypatch.setenv(k, v)
@@ -46,6 +46,17 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("KFM_STORE", "KFM_DEBUG", "KFM_ACTOR", CONTAINER_ENV, *ENV_ALLOWLIST):
         monkeypatch.delenv(name, raising=False)  # CI sets some of them; tests set what they need
     (tmp_path / "home").mkdir(exist_ok=True)
+    # libgit2 reads the global and system git config from where HOME was when it loaded: point it at the test's.
+    import pygit2
+    from pygit2.enums import ConfigLevel
+
+    levels = (ConfigLevel.GLOBAL, ConfigLevel.XDG, ConfigLevel.SYSTEM)
+    saved = {level: pygit2.settings.search_path[level] for level in levels}
+    for level in levels:
+        pygit2.settings.search_path[level] = str(tmp_path / "home")
+    yield
+    for level, value in saved.items():
+        pygit2.settings.search_path[level] = value
 
 
 Runner = Callable[..., Result]

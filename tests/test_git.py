@@ -9,7 +9,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from conftest import git
+from conftest import Runner, git
 from kfm_gitops import _git
 from kfm_gitops.errors import EXIT_CONFLICT, ConflictError, KfmError
 
@@ -99,3 +99,21 @@ def test_the_signature_comes_from_the_environment(repo: pygit2.Repository, monke
         monkeypatch.delenv(name)
     sig = _git.signature(repo)  # without GIT_* names, git config's
     assert (sig.name, sig.email) == ("Repo Config", "config@example.org")
+
+
+def test_without_an_identity_kfm_refuses_as_git_does(tmp_path: Path, kfm: Runner,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GIT_COMMITTER_NAME", "GIT_AUTHOR_NAME", "GIT_COMMITTER_EMAIL", "GIT_AUTHOR_EMAIL", "EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    r = kfm("init", str(tmp_path / "gov"))
+    assert r.code == 1
+    assert r.err.startswith("kfm: git does not know who you are, and kfm commits in your name\n  hint: tell git who "
+                            'you are: `git config --global user.name "Your Name"`')
+    assert not (tmp_path / "gov" / "kfm.yaml").exists(), "refused before anything was written"
+    monkeypatch.setenv("EMAIL", "ana@example.org")
+    git(tmp_path / "gov", "config", "user.name", "Ana")
+    assert kfm("init", str(tmp_path / "gov")).code == 0
+    assert git(tmp_path / "gov", "log", "-1", "--format=%an <%ae>", "main").strip() == "Ana <ana@example.org>"
+    r = kfm("quickstart", str(tmp_path / "q"))
+    assert r.code == 0, r.err
+    assert "this demo repository commits as kfm quickstart <quickstart@example.invalid>" in r.out

@@ -173,10 +173,9 @@ def _default_principal(root: Path) -> str:
     from kfm_gitops import _git
 
     repo = _git.discover(root)
-    if repo is not None:
-        sig = _git.signature(repo)
-        if sig.email and sig.email != _git.FALLBACK_EMAIL:
-            return str(sig.email)
+    email = _git.committer_email(repo) if repo is not None else None
+    if email:
+        return email
     return os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
 
 
