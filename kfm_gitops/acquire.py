@@ -10,33 +10,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kfm_gitops import _git
-from kfm_gitops._fs import atomic_write, display_path
-from kfm_gitops.config import CONFIG_NAME, Config
+from kfm_gitops._fs import atomic_write, display_path, json_bytes
+from kfm_gitops.config import Config
 from kfm_gitops.connectors import Context, FetchedObject, Window, get, media_type_of
 from kfm_gitops.dataset import Contract
 from kfm_gitops.errors import FindingsError, KfmError
+from kfm_gitops.evidence import Frozen, build_receipt, freeze, params_digest, plan_params, raw_dir, runs_of, write_run
 from kfm_gitops.findings import Finding, Location
-from kfm_gitops.identity import acquisition_id, digest_of, sha256_digest
+from kfm_gitops.identity import acquisition_id, sha256_digest
 from kfm_gitops.periods import Period, get_zone, iso_utc
 from kfm_gitops.plan import Plan
-from kfm_gitops.receipts import RECEIPT_FILE, actor, environment, make_receipt, new_run_id, run_folder_name
+from kfm_gitops.receipts import new_run_id
 from kfm_gitops.store import Store, StoreError
 
 TERMS_MAX_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Frozen:
-    """The execution context a run records: the commit it ran from and its identity."""
-
-    git_commit: str
-    committer: str | None
 
 
 @dataclass(slots=True)
@@ -57,60 +48,6 @@ class ChunkOutcome:
     @property
     def failed(self) -> bool:
         return any(f.severity == "error" for f in self.findings)
-
-
-def raw_dir(root: Path, slug: str) -> Path:
-    return root / "data" / "raw" / slug
-
-
-def runs_dir(root: Path, slug: str) -> Path:
-    return root / "releases" / slug / "runs"
-
-
-def freeze(config: Config, plan: Plan, contract: Contract) -> Frozen:
-    """Refuse to run from inputs that differ from HEAD: what cannot be reproduced cannot be promoted."""
-    from kfm_gitops.receipts import container_digest
-
-    container_digest()  # a malformed container digest stops the run before anything is written
-    repo = _git.discover(config.root)
-    if repo is None:
-        raise KfmError(f"{config.root} is not a git repository", hint="run `kfm init` there first")
-    commit = _git.head_commit(repo)
-    if commit is None:
-        raise KfmError("the repository has no commit yet", hint="commit kfm.yaml, the contract and the plan first")
-    workdir = _git.workdir(repo).resolve()
-    plan_rel = os.path.relpath(plan.path.resolve(), workdir)
-    inputs = [CONFIG_NAME, f"datasets/{contract.slug}", plan_rel, "policies"]
-    state = _git.status(repo)
-    changed = [p for p in _git.changed_paths(repo, inputs, state)
-               if not (p == plan_rel and _only_expected_id_differs(repo, plan_rel, plan))]
-    if changed:
-        raise FindingsError(
-            [Finding("INPUTS_UNCOMMITTED", f"{p} differs from HEAD", Location(p),
-                     hint="commit it (or restore it) before a real run") for p in changed],
-            "refusing to run from uncommitted inputs: a run that cannot be reproduced cannot be promoted")
-    evidence = [f"data/raw/{contract.slug}", f"releases/{contract.slug}"]
-    altered = _git.altered_paths(repo, evidence, state)
-    if altered:
-        raise FindingsError(
-            [Finding("EVIDENCE_ALTERED", f"{p} is committed evidence and differs from HEAD", Location(p),
-                     hint=f"evidence is append-only: restore it with `git checkout HEAD -- {p}`") for p in altered],
-            "refusing to run on altered evidence: acquisitions, run folders and versions are never edited or deleted")
-    return Frozen(commit, _git.committer_email(repo))
-
-
-def _only_expected_id_differs(repo: Any, rel: str, plan: Plan) -> bool:
-    """What kfm writes into a plan (the roll-up's expected id) does not make it an uncommitted input."""
-    from kfm_gitops import _yaml
-
-    commit = _git.head_commit(repo)
-    blob = _git.read_blob(repo, commit, rel) if commit else None
-    if blob is None:
-        return False
-    committed = _yaml.loads(blob.decode("utf-8", "replace"), rel)
-    if isinstance(committed, list):
-        return False
-    return plan_params_data(committed.data) == plan_params_data(plan.doc.data)
 
 
 def snapshot_terms(source: str, config: Config, store: Store) -> tuple[dict[str, Any] | None, list[Finding]]:
@@ -175,11 +112,6 @@ def manifest_identity(doc: dict[str, Any]) -> str:
     return acquisition_id(doc["chunk"]["key"], [o["digest"] for o in doc["objects"]], rest)
 
 
-def manifest_bytes(doc: dict[str, Any]) -> bytes:
-    """The manifest's one serialisation: sorted keys, two-space indent, a final newline."""
-    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
 def read_manifests(root: Path, slug: str) -> list[tuple[Path, dict[str, Any]]]:
     out = []
     folder = raw_dir(root, slug)
@@ -209,17 +141,9 @@ def acquire_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period,
                   terms: dict[str, Any]) -> ChunkOutcome:
     """Acquire one chunk and write its run folder with an acquisition receipt."""
     outcome = fetch_chunk(config, plan, contract, chunk, store, terms)
-    rid = new_run_id(chunk.key)
-    receipt = make_receipt(
-        root=config.root,
-        rid=rid, slug=contract.slug, actor=actor(frozen.committer), operation="acquire",
-        inputs=outcome.inputs, outputs=outcome.outputs,
-        env=environment(frozen.git_commit, outcome.params_digest), findings=outcome.findings,
-        chunk={"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
-        plan=os.path.relpath(plan.path.resolve(), config.root.resolve()),
-    )
-    outcome.run_folder, outcome.receipt_digest = write_run(config.root, contract.slug, rid,
-                                                           {RECEIPT_FILE: receipt.bytes})
+    receipt = build_receipt(frozen, new_run_id(chunk.key), "acquire", outcome.params_digest, inputs=outcome.inputs,
+                            outputs=outcome.outputs, findings=outcome.findings, chunk=chunk)
+    outcome.run_folder, outcome.receipt_digest = write_run(frozen, receipt)
     return outcome
 
 
@@ -270,7 +194,7 @@ def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, s
                     f"upstream changed since acquisition {m['acquisition_id']} ({_changes(m, objects)}); "
                     f"{acq} supersedes it", Location(display_path(p)), severity="warning",
                     hint="the backfill report lists this; the old acquisition stays as evidence"))
-        data = manifest_bytes(doc)
+        data = json_bytes(doc)
         if path.exists():
             data = path.read_bytes()
             try:
@@ -302,43 +226,13 @@ def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, s
             outcome.findings.append(Finding("EMPTY_CHUNK", f"no upstream data for chunk {chunk.key}: a gap",
                                             Location(manifest_rel), severity="warning",
                                             hint="an empty chunk makes no partition; the report lists the gap"))
-    outcome.params_digest = digest_of({"operation": "acquire", "plan": plan_params(plan), "chunk": chunk.key,
-                                       "connector": source})
+    outcome.params_digest = params_digest("acquire", plan=plan_params(plan), chunk=chunk.key, connector=source)
     outcome.inputs = [{"uri": terms["source_uri"], "digest": terms["digest"], "role": "terms"}] + [
         {"uri": o.source_uri, "digest": o.digest, **o.fetch_info()} for o in objects]
     # A failed run acquired nothing, whatever bytes it left in the (content-addressed) store.
     outcome.outputs = [{"uri": manifest_rel, "digest": manifest_digest, "role": "acquisition"}] + [
         {"uri": f"kfm://artifact/{o.digest}", "digest": o.digest} for o in objects] if manifest_rel else []
     return outcome
-
-
-def plan_params(plan: Plan) -> dict[str, Any]:
-    """The plan as its runs see it: without the expected version id, which the roll-up writes later."""
-    return plan_params_data(plan.doc.data)
-
-
-def plan_params_data(data: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(json.dumps(data))
-    if isinstance(out.get("promotion"), dict):
-        out["promotion"].pop("expected_dataset_version_id", None)
-    return out
-
-
-def write_run(root: Path, slug: str, rid: str, files: dict[str, bytes]) -> tuple[str, str]:
-    """Write a run folder in .kfm/staging and rename it into releases/<slug>/runs/ when complete."""
-    name = run_folder_name(rid)
-    staging = root / ".kfm" / "staging" / name
-    if staging.exists():
-        shutil.rmtree(staging)
-    for fname, data in files.items():
-        atomic_write(staging / fname, data)
-    final = runs_dir(root, slug) / name
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(staging, final)
-    from kfm_gitops._fs import fsync_dir
-
-    fsync_dir(final.parent)
-    return final.relative_to(root).as_posix(), sha256_digest(files[RECEIPT_FILE])
 
 
 def plan_terms(config: Config, plan: Plan, store: Store) -> dict[str, Any]:
@@ -360,7 +254,7 @@ def acquire(config: Config, plan: Plan, store: Store, keys: list[str] | None = N
     contract = require_contract(config.root, plan.slug, config.vocab)
     chunks = select_chunks(plan, keys)
     with RepoLock(config.root):
-        frozen = freeze(config, plan, contract)
+        frozen = freeze(config, plan)
         terms = plan_terms(config, plan, store)
         return [acquire_chunk(config, plan, contract, c, store, frozen, terms) for c in chunks]
 
@@ -452,23 +346,38 @@ def verify_raw(config: Config, store: Store, slugs: list[str], jobs: int | None 
     return checked, findings, len(unique), sum(1 for d in unique if verdicts[d] == "OBJECT_MISSING")
 
 
-def dataset_digests(root: Path, slug: str) -> list[str]:
+def dataset_digests(config: Config, slug: str) -> list[str]:
     """Every object a dataset's acquisitions and runs name, for `kfm store push|pull`."""
     digests: set[str] = set()
-    for _, doc in read_manifests(root, slug):
+    for _, doc in read_manifests(config.root, slug):
         try:
             digests.update(d for _, d in manifest_digests(doc))
         except (KeyError, TypeError):
             continue
-    for receipt in sorted(runs_dir(root, slug).glob(f"*/{RECEIPT_FILE}")) if runs_dir(root, slug).is_dir() else []:
-        try:
-            data = json.loads(receipt.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        for out in data.get("outputs", []):
+    for _, receipt in runs_of(config, slug):
+        for out in receipt.get("outputs", []):
             if str(out.get("uri", "")).startswith("kfm://artifact/"):
                 digests.add(str(out["digest"]))
     return sorted(digests)
+
+
+def version_digests(folder: Path) -> set[str]:
+    """Every object a version needs: its partitions, the RAW objects they were made from, and the terms snapshots
+    of the acquisitions that hold those (so that `kfm raw verify` passes on a store that received the version)."""
+    from kfm_gitops.versions import read_version, repository_of
+
+    version = read_version(folder)
+    if isinstance(version, list):
+        raise FindingsError(version, f"{display_path(folder)} is not a readable version folder")
+    raw = {r for p in version.partitions for r in p.raw}
+    out = version.digests
+    for _, manifest in read_manifests(repository_of(folder), version.slug):
+        try:
+            if raw & {o["digest"] for o in manifest["objects"]}:
+                out.add(manifest["terms"]["digest"])
+        except (KeyError, TypeError):
+            continue  # `kfm raw verify` reports malformed manifests
+    return out
 
 
 def current_acquisition(root: Path, slug: str, key: str) -> tuple[Path, dict[str, Any]]:

@@ -172,7 +172,8 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
     from kfm_gitops.dataset import require_contract
     from kfm_gitops.findings import Report, sort_findings
     from kfm_gitops.identity import IdentityError, check_slug
-    from kfm_gitops.plan import base_policy, check_plan, new_plan_path, parse_window, render_template, write_new_plan
+    from kfm_gitops.plan import check_plan, new_plan_path, parse_window, render_template, write_new_plan
+    from kfm_gitops.versions import default_base, inherited_policy
 
     try:
         check_slug(slug)
@@ -188,14 +189,9 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
         n = len(periods(start, end, cast("Mode", mode), get_zone(part["timezone"]), limit=2))
         max_parallelism = min(2, max(1, n))
     path = new_plan_path(cfg, slug)
-    base, note = (prior, "") if prior is not None else _default_base(cfg, slug)
-    label, obligations = contract.label, contract.obligations
-    inherited = base_policy(cfg.releases_dir() / slug / base) if base else None
-    if inherited is not None and (inherited["policy_label"], inherited["obligations"]) != (label, obligations):
-        # a version has one label: carrying the base's partitions needs the base's label and obligations
-        label = inherited["policy_label"]
-        obligations = [{"type": o["type"], **{k: v for k, v in o.items() if k != "type"}}
-                       for o in inherited["obligations"]]  # type first, as the template writes them
+    base, note = (prior, "") if prior is not None else default_base(cfg, slug)
+    label, obligations, inherited = inherited_policy(cfg, slug, base, contract.label, contract.obligations)
+    if inherited:
         note = (note + "; " if note else "") + (f"label {label!r} and obligations are the base version's, which "
                                                 "differ from the contract's")
     text = render_template(
@@ -236,48 +232,6 @@ def _default_terms(pipeline: dict[str, Any]) -> str:
     params = pipeline.get("connector", {}).get("params", {})
     terms = params.get("terms")
     return str(terms) if terms else "TODO: the upstream licence or terms (URI or path)"
-
-
-def _default_base(cfg: Config, slug: str) -> tuple[str, str]:
-    """The version a new plan builds on, and a note when it is not the published one: the version the release
-    branch publishes; else, when nothing is published yet, the newest version on main (the one no other version
-    builds on); else "" (a first release)."""
-    published = _published_version(cfg, slug)
-    if published:
-        return published, ""
-    from kfm_gitops.plan import version_manifests
-
-    bases = {name: str(doc.get("base_dataset_version_id") or "")
-             for name, doc in version_manifests(cfg.releases_dir() / slug).items() if doc is not None}
-    leaves = sorted(set(bases) - set(bases.values()))
-    if len(leaves) == 1:
-        return leaves[0], (f"nothing is published on {cfg.release_branch} yet: the plan builds on {leaves[0]}, the "
-                           f"newest version under releases/{slug}/ (--prior names another)")
-    if leaves:
-        return "", (f"versions {', '.join(leaves)} all build on nothing newer: set rollback.prior_dataset_version_id "
-                    "to the one this backfill replaces (or pass --prior)")
-    return "", ""
-
-
-def _published_version(cfg: Config, slug: str) -> str:
-    """The version release's published.yaml names for ``slug``, or "" (first release)."""
-    from kfm_gitops import _git
-
-    repo = _git.discover(cfg.root)
-    if repo is None:
-        return ""
-    head = _git.branch_head(repo, cfg.release_branch)
-    if head is None:
-        return ""
-    blob = _git.read_blob(repo, head, f"releases/{slug}/published.yaml")
-    if blob is None:
-        return ""
-    from kfm_gitops import _yaml
-
-    doc = _yaml.loads(blob.decode("utf-8", "replace"), f"{cfg.release_branch}:releases/{slug}/published.yaml")
-    if isinstance(doc, list):
-        return ""
-    return str(doc.data.get("dataset_version_id", ""))
 
 
 # --- datasets -----------------------------------------------------------------------------------------------------
@@ -647,10 +601,10 @@ def store_group() -> None:
 
 
 def _move(direction: str, slugs: tuple[str, ...], other: str, store_url: str | None) -> int:
-    from kfm_gitops.acquire import dataset_digests
-    from kfm_gitops.backfill import version_digests
+    from kfm_gitops.acquire import dataset_digests, version_digests
     from kfm_gitops.dataset import list_slugs
     from kfm_gitops.store import Store
+    from kfm_gitops.versions import MANIFEST_FILE, is_version_dir
 
     cfg = _require_config()
     here = _store(cfg, store_url)
@@ -659,14 +613,14 @@ def _move(direction: str, slugs: tuple[str, ...], other: str, store_url: str | N
     digests: set[str] = set()
     for arg in slugs or tuple(known):
         folder = Path(arg)
-        if (folder / "promotion-manifest.json").is_file():
+        if is_version_dir(folder):
             digests.update(version_digests(folder))
         elif "/" in arg or folder.is_dir() or arg not in known:
             raise KfmError(f"{arg} is neither a dataset slug nor a version folder",
                            hint=f"datasets here: {', '.join(known) or 'none'}; a version folder holds "
-                           "promotion-manifest.json")
+                           f"{MANIFEST_FILE}")
         else:
-            digests.update(dataset_digests(cfg.root, arg))
+            digests.update(dataset_digests(cfg, arg))
     source, target = (here, there) if direction == "push" else (there, here)
     if digests and not source.reachable():
         raise KfmError(f"there is no store at {source.url}",

@@ -38,11 +38,19 @@ from kfm_gitops.periods import (
     period_start,
     periods,
 )
+from kfm_gitops.versions import (
+    FIRST_RELEASE,
+    VersionManifest,
+    carried_under_other_policy,
+    list_versions,
+    read_version,
+    releases_of,
+    repo_path,
+    version_dir,
+)
 
 MAX_CHUNKS = 10_000
-VERSION_MANIFEST = "promotion-manifest.json"  # what makes a folder under releases/<slug>/ a version
 MAX_PARALLELISM = 64
-FIRST_RELEASE = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,69 +328,39 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
                                doc.locate(("governance", "obligations")),
                                hint="copy the contract's obligations into the plan; a plan may only add to them"))
     out.extend(_inapplicable(doc, plan, contract.dataset.data))
-    releases = config.releases_dir() / plan.slug
     if plan.prior_version != FIRST_RELEASE:
-        if not (releases / plan.prior_version).is_dir():
+        base = version_dir(config, plan.slug, plan.prior_version)
+        if not base.is_dir():
             out.append(Finding("PLAN_PRIOR_VERSION",
-                               f"prior version {plan.prior_version} does not exist under releases/{plan.slug}/",
+                               f"prior version {plan.prior_version} does not exist under "
+                               f"{repo_path(config, releases_of(config, plan.slug))}/",
                                doc.locate(("rollback", "prior_dataset_version_id")),
                                hint='name an existing version, or "" for a first release'))
         else:
-            out.extend(_base_policy(doc, plan, releases / plan.prior_version, contract.partitioning))
+            out.extend(_base_policy(doc, plan, base, contract.partitioning))
     elif plan.expected_version == VERSION_PLACEHOLDER and (
-            others := _versions_of_other_plans(config.root, releases, plan.path)):  # a plan not yet rolled up
+            others := _versions_of_other_plans(config, plan)):  # a plan not yet rolled up
         out.append(Finding("PLAN_PRIOR_VERSION",
                            f"this plan says first release, but versions of {plan.slug} made by other plans exist "
-                           f"under releases/ ({', '.join(others)})",
+                           f"under {repo_path(config, config.releases_dir())}/ ({', '.join(others)})",
                            doc.locate(("rollback", "prior_dataset_version_id")), severity="warning",
                            hint="name the version published now as the base, or this backfill drops its partitions"))
     return out
 
 
-def version_manifest(version_folder: Path) -> dict[str, Any] | None:
-    """A version folder's promotion manifest, or None when it is missing or unreadable."""
-    import json
-
-    try:
-        doc = json.loads((version_folder / VERSION_MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def version_manifests(releases: Path) -> dict[str, dict[str, Any] | None]:
-    """The promotion manifest of every version folder under ``releases`` (releases/<slug>/), by version id."""
-    folders = sorted(p.parent for p in releases.glob(f"*/{VERSION_MANIFEST}")) if releases.is_dir() else []
-    return {folder.name: version_manifest(folder) for folder in folders}
-
-
-def base_policy(version_folder: Path) -> dict[str, Any] | None:
-    """The label and obligations a version was made under, and its partition keys (None if unreadable)."""
-    doc = version_manifest(version_folder) or {}
-    try:
-        policy = doc["policy"]
-        return {"policy_label": policy["policy_label"], "obligations": list(policy.get("obligations", [])),
-                "partitions": [p["partition"] for p in doc.get("partitions", [])]}
-    except (KeyError, TypeError, AttributeError):
-        return None
-
-
 def _base_policy(doc: _yaml.Document, plan: Plan, base: Path, partitioning: dict[str, Any]) -> list[Finding]:
     """A version has one label: partitions carried from the base keep the label and obligations they were made
     under, so a plan that changes either must cover every partition of the base (the roll-up refuses otherwise)."""
-    theirs = base_policy(base)
-    if theirs is None:
-        return []
-    mine = {"policy_label": plan.label, "obligations": [dict(o) for o in plan.obligations]}
-    if mine == {k: theirs[k] for k in ("policy_label", "obligations")}:
+    version = read_version(base)
+    if not isinstance(version, VersionManifest):
         return []
     zone = get_zone(partitioning["timezone"])
     inside = {p.key for p in periods(plan.start, plan.end, cast("Mode", partitioning["mode"]), zone)}
-    carried = sorted(k for k in theirs["partitions"] if k not in inside)
+    carried = carried_under_other_policy(version, plan.label, plan.obligations, inside)
     if not carried:
         return []
     return [Finding("PLAN_BASE_POLICY", f"the base version {base.name} was made under label "
-                    f"{theirs['policy_label']!r} and its obligations; this plan's label or obligations differ, so its "
+                    f"{version.policy_label!r} and its obligations; this plan's label or obligations differ, so its "
                     f"partitions {', '.join(carried)} cannot be carried", doc.locate(("governance", "policy_label")),
                     hint="use the base's label and obligations (kfm plan new does), or widen the window to every "
                     "partition of the base")]
@@ -408,13 +386,14 @@ def _inapplicable(doc: _yaml.Document, plan: Plan, dataset: dict[str, Any]) -> l
     return out
 
 
-def _versions_of_other_plans(root: Path, releases: Path, plan_path: Path) -> list[str]:
-    """The versions under ``releases`` that another plan made (a first-release plan's own version is no reason to
-    warn it)."""
+def _versions_of_other_plans(config: Config, plan: Plan) -> list[str]:
+    """The versions of the plan's dataset that another plan made (a first-release plan's own version is no reason
+    to warn it)."""
     import os
 
-    mine = os.path.relpath(plan_path.resolve(), root.resolve()).replace(os.sep, "/")
-    return [name for name, doc in version_manifests(releases).items() if (doc or {}).get("plan") != mine]
+    mine = os.path.relpath(plan.path.resolve(), config.root.resolve()).replace(os.sep, "/")
+    return [vid for vid, version in list_versions(config, plan.slug).items()
+            if not isinstance(version, VersionManifest) or version.plan != mine]
 
 
 def check_plan(path: Path, *, config: Config | None, shown: str | None = None) -> tuple[Plan | None, list[Finding]]:
