@@ -32,7 +32,7 @@ from kfm_gitops.evidence import (
     runs_of,
     write_run,
 )
-from kfm_gitops.findings import Finding, Location
+from kfm_gitops.findings import Finding
 from kfm_gitops.identity import IdentityError, PartitionContent, dataset_version_id, sha256_digest
 from kfm_gitops.periods import Period, iso_utc, periods
 from kfm_gitops.plan import Plan, select_chunks, set_expected_version
@@ -463,4 +463,4 @@ def matrix(plan: Plan) -> dict[str, Any]:
     return {"include": [{"chunk": c.key} for c in plan.chunks()]}
 
 
-__all__ = ["BackfillResult", "ChunkRun", "Location", "dry_run", "matrix", "run_backfill"]
+__all__ = ["BackfillResult", "ChunkRun", "dry_run", "matrix", "run_backfill"]

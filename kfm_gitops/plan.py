@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from kfm_gitops import _yaml, schema
-from kfm_gitops._fs import atomic_write, display_path
+from kfm_gitops._fs import atomic_write
 from kfm_gitops.config import OBLIGATION_ALIASES, Config, Vocabularies
 from kfm_gitops.findings import Finding
 from kfm_gitops.identity import VERSION_PLACEHOLDER, IdentityError, parse_version_id
@@ -574,7 +574,6 @@ def set_expected_version(path: Path, version_id: str) -> None:
 __all__ = [
     "Plan",
     "check_plan",
-    "display_path",
     "load_plan",
     "new_plan_path",
     "parse_window",
