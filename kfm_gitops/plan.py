@@ -109,10 +109,16 @@ def _timestamp(doc: _yaml.Document, path: tuple[str | int, ...], out: list[Findi
 
 def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
     """The checks beyond the schema, on every part of the plan that has the right shape."""
-    from kfm_gitops.dataset import check_label
-
-    d = doc.data
     out: list[Finding] = []
+    _check_window(doc, out)
+    _check_governance(doc, vocab, out)
+    _check_ids(doc, out)
+    return out
+
+
+def _check_window(doc: _yaml.Document, out: list[Finding]) -> None:
+    """The window, the missing intervals, the chunking and the parallelism."""
+    d = doc.data
     start = _timestamp(doc, ("window", "start"), out)
     end = _timestamp(doc, ("window", "end"), out)
     for i in range(len(_get(d, ("references", "missing_intervals"), list) or [])):
@@ -153,6 +159,13 @@ def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
         out.append(Finding("PLAN_PARALLELISM",
                            f"max_parallelism {parallelism} is more than the {n_chunks} chunk(s) of this plan",
                            doc.locate(("chunking", "max_parallelism")), severity="warning"))
+
+
+def _check_governance(doc: _yaml.Document, vocab: Vocabularies, out: list[Finding]) -> None:
+    """The time axis, the label and obligations, the reviewers and the terms snapshot."""
+    from kfm_gitops.dataset import check_label
+
+    d = doc.data
     axis = _get(d, ("time_axis",), str)
     if axis is not None and axis not in vocab.time_axes:
         out.append(Finding("PLAN_TIME_AXIS", f"time axis {axis!r} is not in the vocabulary",
@@ -178,20 +191,27 @@ def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
             out.append(Finding("PLAN_TERMS_URL", problem, doc.locate(("governance", "upstream_terms_snapshot")),
                                hint="name the terms by a url without credentials, or commit a copy and name its "
                                "path"))
-    expected = _get(d, ("promotion", "expected_dataset_version_id"), str)
-    if expected is not None and expected != VERSION_PLACEHOLDER:
-        try:
-            parse_version_id(expected)
-        except IdentityError as exc:
-            out.append(Finding("PLAN_VERSION_ID", str(exc), doc.locate(("promotion", "expected_dataset_version_id")),
-                               hint=f"leave it as {VERSION_PLACEHOLDER!r}: the backfill's roll-up writes it"))
-    prior = _get(d, ("rollback", "prior_dataset_version_id"), str)
-    if prior is not None and prior != FIRST_RELEASE:
-        try:
-            parse_version_id(prior)
-        except IdentityError as exc:
-            out.append(Finding("PLAN_PRIOR_VERSION", str(exc), doc.locate(("rollback", "prior_dataset_version_id")),
-                               hint='name the version published now, or "" for a first release'))
+
+
+# The version ids a plan names: (where, what kfm leaves there until it knows better, finding code, hint).
+_VERSION_FIELDS = (
+    (("promotion", "expected_dataset_version_id"), VERSION_PLACEHOLDER, "PLAN_VERSION_ID",
+     f"leave it as {VERSION_PLACEHOLDER!r}: the backfill's roll-up writes it"),
+    (("rollback", "prior_dataset_version_id"), FIRST_RELEASE, "PLAN_PRIOR_VERSION",
+     'name the version published now, or "" for a first release'),
+)
+
+
+def _check_ids(doc: _yaml.Document, out: list[Finding]) -> None:
+    """The version ids and the expected outputs' partition keys."""
+    d = doc.data
+    for path, unset, code, hint in _VERSION_FIELDS:
+        value = _get(d, path, str)
+        if value is not None and value != unset:
+            try:
+                parse_version_id(value)
+            except IdentityError as exc:
+                out.append(Finding(code, str(exc), doc.locate(path), hint=hint))
     for i in range(len(_get(d, ("expected_outputs",), list) or [])):
         key = _get(d, ("expected_outputs", i, "partition"), str)
         if key is None:
@@ -200,7 +220,6 @@ def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
             parse_key(key)
         except PeriodError as exc:
             out.append(Finding("PLAN_EXPECTED_OUTPUT", str(exc), doc.locate(("expected_outputs", i, "partition"))))
-    return out
 
 
 def build_plan(doc: _yaml.Document) -> Plan:
