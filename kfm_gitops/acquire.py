@@ -150,29 +150,14 @@ def acquire_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period,
 def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, store: Store,
                 terms: dict[str, Any]) -> ChunkOutcome:
     """Fetch one chunk into the store and write (or reuse) its acquisition manifest; no receipt."""
-    slug = contract.slug
     outcome = ChunkOutcome(chunk.key)
-    pipeline = contract.pipeline.data
-    connector_name = pipeline["connector"]["type"]
-    params = dict(pipeline["connector"]["params"])
-    from kfm_gitops.connectors import identity_params
-
-    zone = get_zone(plan.timezone)
-    where = display_path(contract.folder / "pipeline.yaml")
-    result = get(connector_name).fetch(params, Window(chunk.key, chunk.start, chunk.end, zone),
-                                       Context(config.root, store, where=where))
-    outcome.findings.extend(result.findings)
-    objects = sorted(result.objects, key=lambda o: o.name)
-    names = [o.name for o in objects]
-    if len(set(names)) != len(names):
-        outcome.findings.append(Finding("CONNECTOR_PARAMS", "two upstream objects have the same name", None))
-    source = {"connector": connector_name, "params": identity_params(params), "format": pipeline["source"]["format"]}
+    objects, source = _fetch(config, plan, contract, chunk, store, outcome.findings)
     manifest_rel = ""
     manifest_digest = ""
     if not outcome.failed:
         doc: dict[str, Any] = {
             "kfm_acquisition_version": "v1",
-            "dataset_slug": slug,
+            "dataset_slug": contract.slug,
             "chunk": {"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end),
                       "timezone": plan.timezone},
             "time_axis": plan.time_axis,
@@ -180,45 +165,11 @@ def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, s
             "terms": terms,
             "objects": [o.as_dict() for o in objects],
         }
-        acq = doc["acquisition_id"] = manifest_identity(doc)
-        existing = [(p, m) for p, m in read_manifests(config.root, slug)
-                    if m.get("chunk", {}).get("key") == chunk.key and m.get("acquisition_id") != acq]
-        superseded = {s for _, m in existing for s in m.get("supersedes", [])}
-        heads = [(p, m) for p, m in existing if m.get("acquisition_id") not in superseded]
-        path = raw_dir(config.root, slug) / f"{acq}.json"
-        if heads and not path.exists():
-            doc["supersedes"] = sorted(str(m["acquisition_id"]) for _, m in heads)
-            for p, m in heads:
-                outcome.findings.append(Finding(
-                    "HASH_MISMATCH",
-                    f"upstream changed since acquisition {m['acquisition_id']} ({_changes(m, objects)}); "
-                    f"{acq} supersedes it", Location(display_path(p)), severity="warning",
-                    hint="the backfill report lists this; the old acquisition stays as evidence"))
-        data = json_bytes(doc)
-        if path.exists():
-            data = path.read_bytes()
-            try:
-                on_disk = json.loads(data)
-            except ValueError:
-                on_disk = None
-            # Same id, same content; only `supersedes` may differ (it depends on what was there before).
-            if not isinstance(on_disk, dict) or {k: v for k, v in on_disk.items() if k != "supersedes"} != {
-                    k: v for k, v in doc.items() if k != "supersedes"}:
-                outcome.findings.append(Finding("ACQUISITION_CONFLICT",
-                                                f"{display_path(path)} exists with other content",
-                                                Location(display_path(path)),
-                                                hint="acquisition manifests are never rewritten; restore it from git"))
-            else:
-                outcome.reused = True
-        else:
-            try:
-                atomic_write(path, data, exclusive=True)
-            except FileExistsError:  # a concurrent run wrote the same acquisition: same id, same bytes
-                outcome.reused = True
-                data = path.read_bytes()
+        doc["acquisition_id"] = manifest_identity(doc)
+        path, data = _record_acquisition(config, doc, objects, outcome)
         manifest_rel = path.relative_to(config.root).as_posix()
         manifest_digest = sha256_digest(data)
-        outcome.acquisition_id = acq
+        outcome.acquisition_id = doc["acquisition_id"]
         outcome.manifest = manifest_rel
         outcome.objects = len(objects)
         outcome.bytes = sum(o.size for o in objects)
@@ -233,6 +184,74 @@ def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, s
     outcome.outputs = [{"uri": manifest_rel, "digest": manifest_digest, "role": "acquisition"}] + [
         {"uri": f"kfm://artifact/{o.digest}", "digest": o.digest} for o in objects] if manifest_rel else []
     return outcome
+
+
+def _fetch(config: Config, plan: Plan, contract: Contract, chunk: Period, store: Store, findings: list[Finding]
+           ) -> tuple[list[FetchedObject], dict[str, Any]]:
+    """The chunk's upstream objects, fetched into the store by the pipeline's connector (sorted by name), and the
+    source as the manifest records it."""
+    from kfm_gitops.connectors import identity_params
+
+    pipeline = contract.pipeline.data
+    connector_name = pipeline["connector"]["type"]
+    params = dict(pipeline["connector"]["params"])
+    where = display_path(contract.folder / "pipeline.yaml")
+    result = get(connector_name).fetch(params, Window(chunk.key, chunk.start, chunk.end, get_zone(plan.timezone)),
+                                       Context(config.root, store, where=where))
+    findings.extend(result.findings)
+    objects = sorted(result.objects, key=lambda o: o.name)
+    names = [o.name for o in objects]
+    if len(set(names)) != len(names):
+        findings.append(Finding("CONNECTOR_PARAMS", "two upstream objects have the same name", None))
+    return objects, {"connector": connector_name, "params": identity_params(params),
+                     "format": pipeline["source"]["format"]}
+
+
+def _record_acquisition(config: Config, doc: dict[str, Any], objects: list[FetchedObject], outcome: ChunkOutcome
+                        ) -> tuple[Path, bytes]:
+    """Write an acquisition manifest, append-only: a new acquisition supersedes the chunk's current ones (upstream
+    changed), an identical one is reused, one with other content under the same id is refused. Returns the file
+    and its bytes."""
+    acq, slug, key = doc["acquisition_id"], doc["dataset_slug"], doc["chunk"]["key"]
+    path = raw_dir(config.root, slug) / f"{acq}.json"
+    heads = _heads([(p, m) for p, m in read_manifests(config.root, slug)
+                    if m.get("chunk", {}).get("key") == key and m.get("acquisition_id") != acq])
+    if heads and not path.exists():
+        doc["supersedes"] = sorted(str(m["acquisition_id"]) for _, m in heads)
+        for p, m in heads:
+            outcome.findings.append(Finding(
+                "HASH_MISMATCH",
+                f"upstream changed since acquisition {m['acquisition_id']} ({_changes(m, objects)}); "
+                f"{acq} supersedes it", Location(display_path(p)), severity="warning",
+                hint="the backfill report lists this; the old acquisition stays as evidence"))
+    if not path.exists():
+        data = json_bytes(doc)
+        try:
+            atomic_write(path, data, exclusive=True)
+            return path, data
+        except FileExistsError:  # a concurrent run wrote the same acquisition: same id, same bytes
+            outcome.reused = True
+            return path, path.read_bytes()
+    data = path.read_bytes()
+    try:
+        on_disk = json.loads(data)
+    except ValueError:
+        on_disk = None
+    # Same id, same content; only `supersedes` may differ (it depends on what was there before).
+    if not isinstance(on_disk, dict) or {k: v for k, v in on_disk.items() if k != "supersedes"} != {
+            k: v for k, v in doc.items() if k != "supersedes"}:
+        outcome.findings.append(Finding("ACQUISITION_CONFLICT", f"{display_path(path)} exists with other content",
+                                        Location(display_path(path)),
+                                        hint="acquisition manifests are never rewritten; restore it from git"))
+    else:
+        outcome.reused = True
+    return path, data
+
+
+def _heads(found: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, dict[str, Any]]]:
+    """The acquisitions among ``found`` that none of them supersedes."""
+    superseded = {s for _, m in found for s in m.get("supersedes", [])}
+    return [(p, m) for p, m in found if m.get("acquisition_id") not in superseded]
 
 
 def plan_terms(config: Config, plan: Plan, store: Store) -> dict[str, Any]:
@@ -382,9 +401,7 @@ def version_digests(folder: Path) -> set[str]:
 
 def current_acquisition(root: Path, slug: str, key: str) -> tuple[Path, dict[str, Any]]:
     """The acquisition of a chunk that nothing supersedes; refuses when there is none, or more than one."""
-    found = [(p, m) for p, m in read_manifests(root, slug) if m.get("chunk", {}).get("key") == key]
-    superseded = {s for _, m in found for s in m.get("supersedes", [])}
-    heads = [(p, m) for p, m in found if m.get("acquisition_id") not in superseded]
+    heads = _heads([(p, m) for p, m in read_manifests(root, slug) if m.get("chunk", {}).get("key") == key])
     if not heads:
         raise KfmError(f"chunk {key} of {slug} has no acquisition", hint="run `kfm acquire PLAN --chunk "
                        f"{key}` first")

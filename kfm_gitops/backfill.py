@@ -351,6 +351,24 @@ def rollup_receipt(frozen: Frozen, plan: Plan, runs: list[ChunkRun], rid: str, v
         dataset_version_id=version, decision_id=decision.decision_id)
 
 
+def chunk_failed(run: ChunkRun, exc: Exception) -> None:
+    """A chunk that stopped: a CHUNK_FAILED finding saying why, as far as it is safe to say."""
+    if isinstance(exc, KfmError):
+        run.findings.append(Finding("CHUNK_FAILED", exc.message, None, hint=exc.hint))
+    else:
+        if os.environ.get("KFM_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc()
+        # An OSError says what the machine refused and where; other exceptions may quote data, so only their type
+        # is said.
+        what = (f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror and exc.filename
+                else type(exc).__name__)
+        run.findings.append(Finding("CHUNK_FAILED", f"chunk {run.key}: {what} while processing", None,
+                                    hint="re-run with --debug for the traceback"))
+    run.state = "failed"
+
+
 def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | None = None, jobs: int | None = None,
                  force: bool = False, rollup_only: bool = False,
                  on_change: Callable[[ChunkRun], None] | None = None) -> BackfillResult:
@@ -376,26 +394,14 @@ def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | 
                 todo.append(c)
 
         def one(c: Period) -> None:
-            runs[c.key].state = "running"
-            notify(runs[c.key])
+            run = runs[c.key]
+            run.state = "running"
+            notify(run)
             try:
-                run_chunk(config, plan, contract, c, store, frozen, terms, runs[c.key], decision)
-            except KfmError as exc:
-                runs[c.key].findings.append(Finding("CHUNK_FAILED", exc.message, None, hint=exc.hint))
-                runs[c.key].state = "failed"
+                run_chunk(config, plan, contract, c, store, frozen, terms, run, decision)
             except Exception as exc:  # one chunk's failure is a finding; the other chunks go on
-                if os.environ.get("KFM_DEBUG") == "1":
-                    import traceback
-
-                    traceback.print_exc()
-                # An OSError says what the machine refused and where; other exceptions may quote data, so only
-                # their type is said.
-                what = (f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror
-                        and exc.filename else type(exc).__name__)
-                runs[c.key].findings.append(Finding("CHUNK_FAILED", f"chunk {c.key}: {what} while processing",
-                                                    None, hint="re-run with --debug for the traceback"))
-                runs[c.key].state = "failed"
-            notify(runs[c.key])
+                chunk_failed(run, exc)
+            notify(run)
 
         workers = max(1, min(jobs or plan.max_parallelism, plan.max_parallelism, len(todo) or 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
