@@ -1,7 +1,9 @@
 """Run receipts: what one run did, with what inputs and outputs, in which environment, and how it validated.
 
 A receipt is written as canonical JSON (RFC 8785), so the digest of the file is the digest of the receipt. The
-environment is recorded from an allowlist only: no other environment value is ever written.
+environment is recorded from an allowlist only: no other environment value is ever written. Receipts are built by
+``evidence.build_receipt`` (one builder for acquisitions, chunk runs and the roll-up) and read back by
+``read_receipt``.
 """
 
 from __future__ import annotations

@@ -138,34 +138,40 @@ class _Malformed(Exception):
     pass
 
 
-def _get(doc: Any, key: str, kind: type | tuple[type, ...]) -> Any:
+def _get(doc: Any, key: str, kind: type | tuple[type, ...], where: str = "") -> Any:
     if not isinstance(doc, dict) or key not in doc:
-        raise _Malformed(f"{key} is missing")
+        raise _Malformed(f"{where}{key} is missing")
     value = doc[key]
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise _Malformed(f"{key} has the wrong type")
+        raise _Malformed(f"{where}{key} has the wrong type")
     return value
 
 
-def _partition(entry: Any) -> Partition:
-    raw = _get(entry, "raw", list)
-    if not all(isinstance(r, str) for r in raw):
-        raise _Malformed("partitions: raw has the wrong type")
-    return Partition(_get(entry, "partition", str), _get(entry, "processed", str), tuple(raw))
+def _strings(values: list[Any], what: str) -> tuple[str, ...]:
+    if not all(isinstance(v, str) for v in values):
+        raise _Malformed(f"{what} has the wrong type")
+    return tuple(values)
+
+
+def _partition(entry: Any, where: str) -> Partition:
+    return Partition(_get(entry, "partition", str, where), _get(entry, "processed", str, where),
+                     _strings(_get(entry, "raw", list, where), f"{where}raw"))
 
 
 def _parse_manifest(folder: Path, data: Any) -> VersionManifest:
     """The typed manifest of a document; raises _Malformed naming the first field that is wrong."""
     policy = _get(data, "policy", dict)
-    obligations = _get(policy, "obligations", list)
+    obligations = _get(policy, "obligations", list, "policy.")
     if not all(isinstance(o, dict) for o in obligations):
         raise _Malformed("policy.obligations has the wrong type")
+    partitions = _get(data, "partitions", list)
     return VersionManifest(
         folder=folder, slug=_get(data, "dataset_slug", str), version_id=_get(data, "dataset_version_id", str),
         spec_hash=_get(data, "spec_hash", str), base=_get(data, "base_dataset_version_id", (str, type(None))) or "",
-        partitions=tuple(_partition(p) for p in _get(data, "partitions", list)),
-        policy_label=_get(policy, "policy_label", str), obligations=tuple(dict(o) for o in obligations),
-        decision_id=_get(policy, "decision_id", (str, type(None))), plan=_get(data, "plan", str), data=data)
+        partitions=tuple(_partition(p, f"partitions[{i}].") for i, p in enumerate(partitions)),
+        policy_label=_get(policy, "policy_label", str, "policy."), obligations=tuple(dict(o) for o in obligations),
+        decision_id=_get(policy, "decision_id", (str, type(None)), "policy."), plan=_get(data, "plan", str),
+        data=data)
 
 
 def read_version(folder: Path) -> VersionManifest | list[Finding]:

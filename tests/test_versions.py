@@ -110,8 +110,8 @@ def test_the_reader_types_what_a_backfill_wrote(governed: Path, kfm: Runner) -> 
     ('{"dataset_slug": "x",\n  nope}', "VERSION_INVALID", ":2:3", "not JSON"),
     ("[]", "VERSION_INVALID", "", "policy is missing"),
     ("MISSING_PARTITIONS", "VERSION_INVALID", "", "partitions is missing"),
-    ("LABEL_NUMBER", "VERSION_INVALID", "", "policy_label has the wrong type"),
-    ("RAW_NUMBERS", "VERSION_INVALID", "", "partitions: raw has the wrong type"),
+    ("LABEL_NUMBER", "VERSION_INVALID", "", "policy.policy_label has the wrong type"),
+    ("RAW_NUMBERS", "VERSION_INVALID", "", "partitions[0].raw has the wrong type"),
 ])
 def test_a_broken_version_folder_is_a_located_finding(config: Config, text: str | None, code: str, where: str,
                                                       says: str) -> None:
