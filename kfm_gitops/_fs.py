@@ -6,8 +6,9 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from kfm_gitops.findings import Finding, Location
 
@@ -103,6 +104,34 @@ def atomic_write(path: Path, data: bytes, *, exclusive: bool = False) -> None:
     fsync_dir(path.parent)
 
 
+def json_bytes(doc: Any) -> bytes:
+    """The one serialisation of the JSON files kfm writes for people to read: sorted keys, two-space indent, a
+    final newline."""
+    import json
+
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def staging_dir(root: Path) -> Path:
+    """Where a folder of files is assembled before it is renamed into place (emptied by the next RepoLock)."""
+    return root / ".kfm" / "staging"
+
+
+def write_folder(root: Path, name: str, final: Path, files: Mapping[str, bytes]) -> None:
+    """Write ``files`` (names relative to the folder) into staging/``name`` and rename that folder to ``final`` when
+    all of them are written: an interrupted write leaves nothing at ``final``."""
+    import shutil
+
+    staging = staging_dir(root) / name
+    if staging.exists():
+        shutil.rmtree(staging)
+    for fname, data in files.items():
+        atomic_write(staging / fname, data)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(staging, final)
+    fsync_dir(final.parent)
+
+
 def probe_writable(directory: Path) -> None:
     """Raise the OSError an atomic write into ``directory`` would meet (permissions, a read-only mount), before
     writing anything that must land together with it."""
@@ -152,6 +181,7 @@ class RepoLock:
     releases when the process dies, so a killed kfm never leaves a stale lock behind."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.path = root / ".kfm" / "lock"
         self._fd: int | None = None
 
@@ -170,7 +200,7 @@ class RepoLock:
         # Holding the lock, no other kfm is writing here: what a killed run left in staging is garbage.
         import shutil
 
-        staging = self.path.parent / "staging"
+        staging = staging_dir(self.root)
         if staging.is_dir():
             for leftover in staging.iterdir():
                 if leftover.is_dir():

@@ -10,33 +10,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kfm_gitops import _git
-from kfm_gitops._fs import atomic_write, display_path
-from kfm_gitops.config import CONFIG_NAME, Config
+from kfm_gitops._fs import atomic_write, display_path, json_bytes
+from kfm_gitops.config import Config
 from kfm_gitops.connectors import Context, FetchedObject, Window, get, media_type_of
 from kfm_gitops.dataset import Contract
 from kfm_gitops.errors import FindingsError, KfmError
+from kfm_gitops.evidence import Frozen, build_receipt, freeze, params_digest, plan_params, raw_dir, runs_of, write_run
 from kfm_gitops.findings import Finding, Location
-from kfm_gitops.identity import acquisition_id, digest_of, sha256_digest
+from kfm_gitops.identity import acquisition_id, sha256_digest
 from kfm_gitops.periods import Period, get_zone, iso_utc
 from kfm_gitops.plan import Plan
-from kfm_gitops.receipts import RECEIPT_FILE, actor, environment, make_receipt, new_run_id, run_folder_name
+from kfm_gitops.receipts import new_run_id
 from kfm_gitops.store import Store, StoreError
 
 TERMS_MAX_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Frozen:
-    """The execution context a run records: the commit it ran from and its identity."""
-
-    git_commit: str
-    committer: str | None
 
 
 @dataclass(slots=True)
@@ -57,60 +48,6 @@ class ChunkOutcome:
     @property
     def failed(self) -> bool:
         return any(f.severity == "error" for f in self.findings)
-
-
-def raw_dir(root: Path, slug: str) -> Path:
-    return root / "data" / "raw" / slug
-
-
-def runs_dir(root: Path, slug: str) -> Path:
-    return root / "releases" / slug / "runs"
-
-
-def freeze(config: Config, plan: Plan, contract: Contract) -> Frozen:
-    """Refuse to run from inputs that differ from HEAD: what cannot be reproduced cannot be promoted."""
-    from kfm_gitops.receipts import container_digest
-
-    container_digest()  # a malformed container digest stops the run before anything is written
-    repo = _git.discover(config.root)
-    if repo is None:
-        raise KfmError(f"{config.root} is not a git repository", hint="run `kfm init` there first")
-    commit = _git.head_commit(repo)
-    if commit is None:
-        raise KfmError("the repository has no commit yet", hint="commit kfm.yaml, the contract and the plan first")
-    workdir = _git.workdir(repo).resolve()
-    plan_rel = os.path.relpath(plan.path.resolve(), workdir)
-    inputs = [CONFIG_NAME, f"datasets/{contract.slug}", plan_rel, "policies"]
-    state = _git.status(repo)
-    changed = [p for p in _git.changed_paths(repo, inputs, state)
-               if not (p == plan_rel and _only_expected_id_differs(repo, plan_rel, plan))]
-    if changed:
-        raise FindingsError(
-            [Finding("INPUTS_UNCOMMITTED", f"{p} differs from HEAD", Location(p),
-                     hint="commit it (or restore it) before a real run") for p in changed],
-            "refusing to run from uncommitted inputs: a run that cannot be reproduced cannot be promoted")
-    evidence = [f"data/raw/{contract.slug}", f"releases/{contract.slug}"]
-    altered = _git.altered_paths(repo, evidence, state)
-    if altered:
-        raise FindingsError(
-            [Finding("EVIDENCE_ALTERED", f"{p} is committed evidence and differs from HEAD", Location(p),
-                     hint=f"evidence is append-only: restore it with `git checkout HEAD -- {p}`") for p in altered],
-            "refusing to run on altered evidence: acquisitions, run folders and versions are never edited or deleted")
-    return Frozen(commit, _git.committer_email(repo))
-
-
-def _only_expected_id_differs(repo: _git.Repository, rel: str, plan: Plan) -> bool:
-    """What kfm writes into a plan (the roll-up's expected id) does not make it an uncommitted input."""
-    from kfm_gitops import _yaml
-
-    commit = _git.head_commit(repo)
-    blob = _git.read_blob(repo, commit, rel) if commit else None
-    if blob is None:
-        return False
-    committed = _yaml.loads(blob.decode("utf-8", "replace"), rel)
-    if isinstance(committed, list):
-        return False
-    return plan_params_data(committed.data) == plan_params_data(plan.doc.data)
 
 
 def snapshot_terms(source: str, config: Config, store: Store) -> tuple[dict[str, Any] | None, list[Finding]]:
@@ -175,11 +112,6 @@ def manifest_identity(doc: dict[str, Any]) -> str:
     return acquisition_id(doc["chunk"]["key"], [o["digest"] for o in doc["objects"]], rest)
 
 
-def manifest_bytes(doc: dict[str, Any]) -> bytes:
-    """The manifest's one serialisation: sorted keys, two-space indent, a final newline."""
-    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
 def read_manifests(root: Path, slug: str) -> list[tuple[Path, dict[str, Any]]]:
     out = []
     folder = raw_dir(root, slug)
@@ -209,46 +141,23 @@ def acquire_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period,
                   terms: dict[str, Any]) -> ChunkOutcome:
     """Acquire one chunk and write its run folder with an acquisition receipt."""
     outcome = fetch_chunk(config, plan, contract, chunk, store, terms)
-    rid = new_run_id(chunk.key)
-    receipt = make_receipt(
-        root=config.root,
-        rid=rid, slug=contract.slug, actor=actor(frozen.committer), operation="acquire",
-        inputs=outcome.inputs, outputs=outcome.outputs,
-        env=environment(frozen.git_commit, outcome.params_digest), findings=outcome.findings,
-        chunk={"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
-        plan=os.path.relpath(plan.path.resolve(), config.root.resolve()),
-    )
-    outcome.run_folder, outcome.receipt_digest = write_run(config.root, contract.slug, rid,
-                                                           {RECEIPT_FILE: receipt.bytes})
+    receipt = build_receipt(frozen, new_run_id(chunk.key), "acquire", outcome.params_digest, inputs=outcome.inputs,
+                            outputs=outcome.outputs, findings=outcome.findings, chunk=chunk)
+    outcome.run_folder, outcome.receipt_digest = write_run(frozen, receipt)
     return outcome
 
 
 def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, store: Store,
                 terms: dict[str, Any]) -> ChunkOutcome:
     """Fetch one chunk into the store and write (or reuse) its acquisition manifest; no receipt."""
-    slug = contract.slug
     outcome = ChunkOutcome(chunk.key)
-    pipeline = contract.pipeline.data
-    connector_name = pipeline["connector"]["type"]
-    params = dict(pipeline["connector"]["params"])
-    from kfm_gitops.connectors import identity_params
-
-    zone = get_zone(plan.timezone)
-    where = display_path(contract.folder / "pipeline.yaml")
-    result = get(connector_name).fetch(params, Window(chunk.key, chunk.start, chunk.end, zone),
-                                       Context(config.root, store, where=where))
-    outcome.findings.extend(result.findings)
-    objects = sorted(result.objects, key=lambda o: o.name)
-    names = [o.name for o in objects]
-    if len(set(names)) != len(names):
-        outcome.findings.append(Finding("CONNECTOR_PARAMS", "two upstream objects have the same name", None))
-    source = {"connector": connector_name, "params": identity_params(params), "format": pipeline["source"]["format"]}
+    objects, source = _fetch(config, plan, contract, chunk, store, outcome.findings)
     manifest_rel = ""
     manifest_digest = ""
     if not outcome.failed:
         doc: dict[str, Any] = {
             "kfm_acquisition_version": "v1",
-            "dataset_slug": slug,
+            "dataset_slug": contract.slug,
             "chunk": {"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end),
                       "timezone": plan.timezone},
             "time_axis": plan.time_axis,
@@ -256,45 +165,11 @@ def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, s
             "terms": terms,
             "objects": [o.as_dict() for o in objects],
         }
-        acq = doc["acquisition_id"] = manifest_identity(doc)
-        existing = [(p, m) for p, m in read_manifests(config.root, slug)
-                    if m.get("chunk", {}).get("key") == chunk.key and m.get("acquisition_id") != acq]
-        superseded = {s for _, m in existing for s in m.get("supersedes", [])}
-        heads = [(p, m) for p, m in existing if m.get("acquisition_id") not in superseded]
-        path = raw_dir(config.root, slug) / f"{acq}.json"
-        if heads and not path.exists():
-            doc["supersedes"] = sorted(str(m["acquisition_id"]) for _, m in heads)
-            for p, m in heads:
-                outcome.findings.append(Finding(
-                    "HASH_MISMATCH",
-                    f"upstream changed since acquisition {m['acquisition_id']} ({_changes(m, objects)}); "
-                    f"{acq} supersedes it", Location(display_path(p)), severity="warning",
-                    hint="the backfill report lists this; the old acquisition stays as evidence"))
-        data = manifest_bytes(doc)
-        if path.exists():
-            data = path.read_bytes()
-            try:
-                on_disk = json.loads(data)
-            except ValueError:
-                on_disk = None
-            # Same id, same content; only `supersedes` may differ (it depends on what was there before).
-            if not isinstance(on_disk, dict) or {k: v for k, v in on_disk.items() if k != "supersedes"} != {
-                    k: v for k, v in doc.items() if k != "supersedes"}:
-                outcome.findings.append(Finding("ACQUISITION_CONFLICT",
-                                                f"{display_path(path)} exists with other content",
-                                                Location(display_path(path)),
-                                                hint="acquisition manifests are never rewritten; restore it from git"))
-            else:
-                outcome.reused = True
-        else:
-            try:
-                atomic_write(path, data, exclusive=True)
-            except FileExistsError:  # a concurrent run wrote the same acquisition: same id, same bytes
-                outcome.reused = True
-                data = path.read_bytes()
+        doc["acquisition_id"] = manifest_identity(doc)
+        path, data = _record_acquisition(config, doc, objects, outcome)
         manifest_rel = path.relative_to(config.root).as_posix()
         manifest_digest = sha256_digest(data)
-        outcome.acquisition_id = acq
+        outcome.acquisition_id = doc["acquisition_id"]
         outcome.manifest = manifest_rel
         outcome.objects = len(objects)
         outcome.bytes = sum(o.size for o in objects)
@@ -302,8 +177,7 @@ def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, s
             outcome.findings.append(Finding("EMPTY_CHUNK", f"no upstream data for chunk {chunk.key}: a gap",
                                             Location(manifest_rel), severity="warning",
                                             hint="an empty chunk makes no partition; the report lists the gap"))
-    outcome.params_digest = digest_of({"operation": "acquire", "plan": plan_params(plan), "chunk": chunk.key,
-                                       "connector": source})
+    outcome.params_digest = params_digest("acquire", plan=plan_params(plan), chunk=chunk.key, connector=source)
     outcome.inputs = [{"uri": terms["source_uri"], "digest": terms["digest"], "role": "terms"}] + [
         {"uri": o.source_uri, "digest": o.digest, **o.fetch_info()} for o in objects]
     # A failed run acquired nothing, whatever bytes it left in the (content-addressed) store.
@@ -312,33 +186,72 @@ def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, s
     return outcome
 
 
-def plan_params(plan: Plan) -> dict[str, Any]:
-    """The plan as its runs see it: without the expected version id, which the roll-up writes later."""
-    return plan_params_data(plan.doc.data)
+def _fetch(config: Config, plan: Plan, contract: Contract, chunk: Period, store: Store, findings: list[Finding]
+           ) -> tuple[list[FetchedObject], dict[str, Any]]:
+    """The chunk's upstream objects, fetched into the store by the pipeline's connector (sorted by name), and the
+    source as the manifest records it."""
+    from kfm_gitops.connectors import identity_params
+
+    pipeline = contract.pipeline.data
+    connector_name = pipeline["connector"]["type"]
+    params = dict(pipeline["connector"]["params"])
+    where = display_path(contract.folder / "pipeline.yaml")
+    result = get(connector_name).fetch(params, Window(chunk.key, chunk.start, chunk.end, get_zone(plan.timezone)),
+                                       Context(config.root, store, where=where))
+    findings.extend(result.findings)
+    objects = sorted(result.objects, key=lambda o: o.name)
+    names = [o.name for o in objects]
+    if len(set(names)) != len(names):
+        findings.append(Finding("CONNECTOR_PARAMS", "two upstream objects have the same name", None))
+    return objects, {"connector": connector_name, "params": identity_params(params),
+                     "format": pipeline["source"]["format"]}
 
 
-def plan_params_data(data: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(json.dumps(data))
-    if isinstance(out.get("promotion"), dict):
-        out["promotion"].pop("expected_dataset_version_id", None)
-    return out
+def _record_acquisition(config: Config, doc: dict[str, Any], objects: list[FetchedObject], outcome: ChunkOutcome
+                        ) -> tuple[Path, bytes]:
+    """Write an acquisition manifest, append-only: a new acquisition supersedes the chunk's current ones (upstream
+    changed), an identical one is reused, one with other content under the same id is refused. Returns the file
+    and its bytes."""
+    acq, slug, key = doc["acquisition_id"], doc["dataset_slug"], doc["chunk"]["key"]
+    path = raw_dir(config.root, slug) / f"{acq}.json"
+    heads = _heads([(p, m) for p, m in read_manifests(config.root, slug)
+                    if m.get("chunk", {}).get("key") == key and m.get("acquisition_id") != acq])
+    if heads and not path.exists():
+        doc["supersedes"] = sorted(str(m["acquisition_id"]) for _, m in heads)
+        for p, m in heads:
+            outcome.findings.append(Finding(
+                "HASH_MISMATCH",
+                f"upstream changed since acquisition {m['acquisition_id']} ({_changes(m, objects)}); "
+                f"{acq} supersedes it", Location(display_path(p)), severity="warning",
+                hint="the backfill report lists this; the old acquisition stays as evidence"))
+    if not path.exists():
+        data = json_bytes(doc)
+        try:
+            atomic_write(path, data, exclusive=True)
+            return path, data
+        except FileExistsError:  # a concurrent run wrote the same acquisition: same id, same bytes
+            outcome.reused = True
+            return path, path.read_bytes()
+    data = path.read_bytes()
+    try:
+        on_disk = json.loads(data)
+    except ValueError:
+        on_disk = None
+    # Same id, same content; only `supersedes` may differ (it depends on what was there before).
+    if not isinstance(on_disk, dict) or {k: v for k, v in on_disk.items() if k != "supersedes"} != {
+            k: v for k, v in doc.items() if k != "supersedes"}:
+        outcome.findings.append(Finding("ACQUISITION_CONFLICT", f"{display_path(path)} exists with other content",
+                                        Location(display_path(path)),
+                                        hint="acquisition manifests are never rewritten; restore it from git"))
+    else:
+        outcome.reused = True
+    return path, data
 
 
-def write_run(root: Path, slug: str, rid: str, files: dict[str, bytes]) -> tuple[str, str]:
-    """Write a run folder in .kfm/staging and rename it into releases/<slug>/runs/ when complete."""
-    name = run_folder_name(rid)
-    staging = root / ".kfm" / "staging" / name
-    if staging.exists():
-        shutil.rmtree(staging)
-    for fname, data in files.items():
-        atomic_write(staging / fname, data)
-    final = runs_dir(root, slug) / name
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(staging, final)
-    from kfm_gitops._fs import fsync_dir
-
-    fsync_dir(final.parent)
-    return final.relative_to(root).as_posix(), sha256_digest(files[RECEIPT_FILE])
+def _heads(found: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, dict[str, Any]]]:
+    """The acquisitions among ``found`` that none of them supersedes."""
+    superseded = {s for _, m in found for s in m.get("supersedes", [])}
+    return [(p, m) for p, m in found if m.get("acquisition_id") not in superseded]
 
 
 def plan_terms(config: Config, plan: Plan, store: Store) -> dict[str, Any]:
@@ -360,7 +273,7 @@ def acquire(config: Config, plan: Plan, store: Store, keys: list[str] | None = N
     contract = require_contract(config.root, plan.slug, config.vocab)
     chunks = select_chunks(plan, keys)
     with RepoLock(config.root):
-        frozen = freeze(config, plan, contract)
+        frozen = freeze(config, plan)
         terms = plan_terms(config, plan, store)
         return [acquire_chunk(config, plan, contract, c, store, frozen, terms) for c in chunks]
 
@@ -452,30 +365,43 @@ def verify_raw(config: Config, store: Store, slugs: list[str], jobs: int | None 
     return checked, findings, len(unique), sum(1 for d in unique if verdicts[d] == "OBJECT_MISSING")
 
 
-def dataset_digests(root: Path, slug: str) -> list[str]:
+def dataset_digests(config: Config, slug: str) -> list[str]:
     """Every object a dataset's acquisitions and runs name, for `kfm store push|pull`."""
     digests: set[str] = set()
-    for _, doc in read_manifests(root, slug):
+    for _, doc in read_manifests(config.root, slug):
         try:
             digests.update(d for _, d in manifest_digests(doc))
         except (KeyError, TypeError):
             continue
-    for receipt in sorted(runs_dir(root, slug).glob(f"*/{RECEIPT_FILE}")) if runs_dir(root, slug).is_dir() else []:
-        try:
-            data = json.loads(receipt.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        for out in data.get("outputs", []):
+    for _, receipt in runs_of(config, slug):
+        for out in receipt.get("outputs", []):
             if str(out.get("uri", "")).startswith("kfm://artifact/"):
                 digests.add(str(out["digest"]))
     return sorted(digests)
 
 
+def version_digests(folder: Path) -> set[str]:
+    """Every object a version needs: its partitions, the RAW objects they were made from, and the terms snapshots
+    of the acquisitions that hold those (so that `kfm raw verify` passes on a store that received the version)."""
+    from kfm_gitops.versions import read_version, repository_of
+
+    version = read_version(folder)
+    if isinstance(version, list):
+        raise FindingsError(version, f"{display_path(folder)} is not a readable version folder")
+    raw = {r for p in version.partitions for r in p.raw}
+    out = version.digests
+    for _, manifest in read_manifests(repository_of(folder), version.slug):
+        try:
+            if raw & {o["digest"] for o in manifest["objects"]}:
+                out.add(manifest["terms"]["digest"])
+        except (KeyError, TypeError):
+            continue  # `kfm raw verify` reports malformed manifests
+    return out
+
+
 def current_acquisition(root: Path, slug: str, key: str) -> tuple[Path, dict[str, Any]]:
     """The acquisition of a chunk that nothing supersedes; refuses when there is none, or more than one."""
-    found = [(p, m) for p, m in read_manifests(root, slug) if m.get("chunk", {}).get("key") == key]
-    superseded = {s for _, m in found for s in m.get("supersedes", [])}
-    heads = [(p, m) for p, m in found if m.get("acquisition_id") not in superseded]
+    heads = _heads([(p, m) for p, m in read_manifests(root, slug) if m.get("chunk", {}).get("key") == key])
     if not heads:
         raise KfmError(f"chunk {key} of {slug} has no acquisition", hint="run `kfm acquire PLAN --chunk "
                        f"{key}` first")
@@ -484,3 +410,23 @@ def current_acquisition(root: Path, slug: str, key: str) -> tuple[Path, dict[str
                        f"{', '.join(sorted(str(m['acquisition_id']) for _, m in heads))}",
                        hint="acquire the chunk again: the new acquisition supersedes them all")
     return heads[0]
+
+
+def objects_of(config: Config, targets: list[str]) -> set[str]:
+    """The objects `kfm store push|pull` moves for its arguments: a dataset slug (its acquisitions and runs) or a
+    version folder (what the version needs); every dataset when none is named."""
+    from kfm_gitops.dataset import list_slugs
+    from kfm_gitops.versions import MANIFEST_FILE, is_version_dir
+
+    known = list_slugs(config.root)
+    digests: set[str] = set()
+    for arg in targets or known:
+        folder = Path(arg)
+        if is_version_dir(folder):
+            digests.update(version_digests(folder))
+        elif "/" in arg or folder.is_dir() or arg not in known:
+            raise KfmError(f"{arg} is neither a dataset slug nor a version folder",
+                           hint=f"datasets here: {', '.join(known) or 'none'}; a version folder holds {MANIFEST_FILE}")
+        else:
+            digests.update(dataset_digests(config, arg))
+    return digests

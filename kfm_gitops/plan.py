@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from kfm_gitops import _yaml, schema
-from kfm_gitops._fs import atomic_write, display_path
+from kfm_gitops._fs import atomic_write
 from kfm_gitops.config import OBLIGATION_ALIASES, Config, Vocabularies
 from kfm_gitops.findings import Finding
 from kfm_gitops.identity import VERSION_PLACEHOLDER, IdentityError, parse_version_id
@@ -38,14 +38,22 @@ from kfm_gitops.periods import (
     period_start,
     periods,
 )
+from kfm_gitops.versions import (
+    FIRST_RELEASE,
+    VersionManifest,
+    carried_under_other_policy,
+    list_versions,
+    read_version,
+    releases_of,
+    repo_path,
+    version_dir,
+)
 
 if TYPE_CHECKING:
     from kfm_gitops.dataset import Partitioning
 
 MAX_CHUNKS = 10_000
-VERSION_MANIFEST = "promotion-manifest.json"  # what makes a folder under releases/<slug>/ a version
 MAX_PARALLELISM = 64
-FIRST_RELEASE = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +112,16 @@ def _timestamp(doc: _yaml.Document, path: tuple[str | int, ...], out: list[Findi
 
 def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
     """The checks beyond the schema, on every part of the plan that has the right shape."""
-    from kfm_gitops.dataset import check_label
-
-    d = doc.data
     out: list[Finding] = []
+    _check_window(doc, out)
+    _check_governance(doc, vocab, out)
+    _check_ids(doc, out)
+    return out
+
+
+def _check_window(doc: _yaml.Document, out: list[Finding]) -> None:
+    """The window, the missing intervals, the chunking and the parallelism."""
+    d = doc.data
     start = _timestamp(doc, ("window", "start"), out)
     end = _timestamp(doc, ("window", "end"), out)
     for i in range(len(_get(d, ("references", "missing_intervals"), list) or [])):
@@ -148,6 +162,13 @@ def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
         out.append(Finding("PLAN_PARALLELISM",
                            f"max_parallelism {parallelism} is more than the {n_chunks} chunk(s) of this plan",
                            doc.locate(("chunking", "max_parallelism")), severity="warning"))
+
+
+def _check_governance(doc: _yaml.Document, vocab: Vocabularies, out: list[Finding]) -> None:
+    """The time axis, the label and obligations, the reviewers and the terms snapshot."""
+    from kfm_gitops.dataset import check_label
+
+    d = doc.data
     axis = _get(d, ("time_axis",), str)
     if axis is not None and axis not in vocab.time_axes:
         out.append(Finding("PLAN_TIME_AXIS", f"time axis {axis!r} is not in the vocabulary",
@@ -173,20 +194,27 @@ def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
             out.append(Finding("PLAN_TERMS_URL", problem, doc.locate(("governance", "upstream_terms_snapshot")),
                                hint="name the terms by a url without credentials, or commit a copy and name its "
                                "path"))
-    expected = _get(d, ("promotion", "expected_dataset_version_id"), str)
-    if expected is not None and expected != VERSION_PLACEHOLDER:
-        try:
-            parse_version_id(expected)
-        except IdentityError as exc:
-            out.append(Finding("PLAN_VERSION_ID", str(exc), doc.locate(("promotion", "expected_dataset_version_id")),
-                               hint=f"leave it as {VERSION_PLACEHOLDER!r}: the backfill's roll-up writes it"))
-    prior = _get(d, ("rollback", "prior_dataset_version_id"), str)
-    if prior is not None and prior != FIRST_RELEASE:
-        try:
-            parse_version_id(prior)
-        except IdentityError as exc:
-            out.append(Finding("PLAN_PRIOR_VERSION", str(exc), doc.locate(("rollback", "prior_dataset_version_id")),
-                               hint='name the version published now, or "" for a first release'))
+
+
+# The version ids a plan names: (where, what kfm leaves there until it knows better, finding code, hint).
+_VERSION_FIELDS = (
+    (("promotion", "expected_dataset_version_id"), VERSION_PLACEHOLDER, "PLAN_VERSION_ID",
+     f"leave it as {VERSION_PLACEHOLDER!r}: the backfill's roll-up writes it"),
+    (("rollback", "prior_dataset_version_id"), FIRST_RELEASE, "PLAN_PRIOR_VERSION",
+     'name the version published now, or "" for a first release'),
+)
+
+
+def _check_ids(doc: _yaml.Document, out: list[Finding]) -> None:
+    """The version ids and the expected outputs' partition keys."""
+    d = doc.data
+    for path, unset, code, hint in _VERSION_FIELDS:
+        value = _get(d, path, str)
+        if value is not None and value != unset:
+            try:
+                parse_version_id(value)
+            except IdentityError as exc:
+                out.append(Finding(code, str(exc), doc.locate(path), hint=hint))
     for i in range(len(_get(d, ("expected_outputs",), list) or [])):
         key = _get(d, ("expected_outputs", i, "partition"), str)
         if key is None:
@@ -195,7 +223,6 @@ def check_semantics(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
             parse_key(key)
         except PeriodError as exc:
             out.append(Finding("PLAN_EXPECTED_OUTPUT", str(exc), doc.locate(("expected_outputs", i, "partition"))))
-    return out
 
 
 def build_plan(doc: _yaml.Document) -> Plan:
@@ -273,26 +300,10 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
                            doc.locate(("chunking", "timezone") if "timezone" in doc.data["chunking"]
                                       else ("chunking",), key=True),
                            hint=f"set chunking.timezone: {part.timezone}"))
-    # Partition boundaries are the partitioning's, whatever timezone the plan names.
+    for m in misalignments(plan.start, plan.end, plan.mode, part):
+        out.append(Finding(m.code, m.message, doc.locate(m.at), hint=m.hint))
     p_mode = part.mode
-    aligned = COARSENESS[plan.mode] >= COARSENESS[p_mode] and not (plan.mode == "weekly" and p_mode != "daily")
-    if not aligned:
-        out.append(Finding("PLAN_CHUNKING_TOO_FINE",
-                           f"{plan.mode} chunks do not cover whole {p_mode} partitions",
-                           doc.locate(("chunking", "mode")),
-                           hint=f"use {p_mode} chunking or coarser"))
     zone = get_zone(part.timezone)
-    for key in ("start", "end"):
-        t = plan.start if key == "start" else plan.end
-        if not is_boundary(t, p_mode, zone):
-            before = local_midnight_utc(period_start(local_day(t, zone), p_mode), zone)
-            after = local_midnight_utc(next_start(period_start(local_day(t, zone), p_mode), p_mode), zone)
-            usable = [iso_exact(b) for b in (before, after) if MIN_INSTANT <= b <= MAX_INSTANT]
-            out.append(Finding("PLAN_WINDOW_NOT_ALIGNED",
-                               f"window.{key} {iso_exact(t)} is not on a {p_mode} partition boundary in "
-                               f"{part.timezone}",
-                               doc.locate(("window", key)),
-                               hint=f"use {' or '.join(usable)}" if usable else None))
     for i, item in enumerate(doc.data.get("expected_outputs", [])):
         k_mode, _ = parse_key(item["partition"])
         if k_mode != p_mode:
@@ -323,69 +334,39 @@ def check_against_repository(plan: Plan, config: Config) -> list[Finding]:
                                doc.locate(("governance", "obligations")),
                                hint="copy the contract's obligations into the plan; a plan may only add to them"))
     out.extend(_inapplicable(doc, plan, contract.dataset.data))
-    releases = config.releases_dir() / plan.slug
     if plan.prior_version != FIRST_RELEASE:
-        if not (releases / plan.prior_version).is_dir():
+        base = version_dir(config, plan.slug, plan.prior_version)
+        if not base.is_dir():
             out.append(Finding("PLAN_PRIOR_VERSION",
-                               f"prior version {plan.prior_version} does not exist under releases/{plan.slug}/",
+                               f"prior version {plan.prior_version} does not exist under "
+                               f"{repo_path(config, releases_of(config, plan.slug))}/",
                                doc.locate(("rollback", "prior_dataset_version_id")),
                                hint='name an existing version, or "" for a first release'))
         else:
-            out.extend(_base_policy(doc, plan, releases / plan.prior_version, contract.partitioning))
+            out.extend(_base_policy(doc, plan, base, contract.partitioning))
     elif plan.expected_version == VERSION_PLACEHOLDER and (
-            others := _versions_of_other_plans(config.root, releases, plan.path)):  # a plan not yet rolled up
+            others := _versions_of_other_plans(config, plan)):  # a plan not yet rolled up
         out.append(Finding("PLAN_PRIOR_VERSION",
                            f"this plan says first release, but versions of {plan.slug} made by other plans exist "
-                           f"under releases/ ({', '.join(others)})",
+                           f"under {repo_path(config, config.releases_dir())}/ ({', '.join(others)})",
                            doc.locate(("rollback", "prior_dataset_version_id")), severity="warning",
                            hint="name the version published now as the base, or this backfill drops its partitions"))
     return out
 
 
-def version_manifest(version_folder: Path) -> dict[str, Any] | None:
-    """A version folder's promotion manifest, or None when it is missing or unreadable."""
-    import json
-
-    try:
-        doc = json.loads((version_folder / VERSION_MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def version_manifests(releases: Path) -> dict[str, dict[str, Any] | None]:
-    """The promotion manifest of every version folder under ``releases`` (releases/<slug>/), by version id."""
-    folders = sorted(p.parent for p in releases.glob(f"*/{VERSION_MANIFEST}")) if releases.is_dir() else []
-    return {folder.name: version_manifest(folder) for folder in folders}
-
-
-def base_policy(version_folder: Path) -> dict[str, Any] | None:
-    """The label and obligations a version was made under, and its partition keys (None if unreadable)."""
-    doc = version_manifest(version_folder) or {}
-    try:
-        policy = doc["policy"]
-        return {"policy_label": policy["policy_label"], "obligations": list(policy.get("obligations", [])),
-                "partitions": [p["partition"] for p in doc.get("partitions", [])]}
-    except (KeyError, TypeError, AttributeError):
-        return None
-
-
 def _base_policy(doc: _yaml.Document, plan: Plan, base: Path, partitioning: Partitioning) -> list[Finding]:
     """A version has one label: partitions carried from the base keep the label and obligations they were made
     under, so a plan that changes either must cover every partition of the base (the roll-up refuses otherwise)."""
-    theirs = base_policy(base)
-    if theirs is None:
-        return []
-    mine = {"policy_label": plan.label, "obligations": [dict(o) for o in plan.obligations]}
-    if mine == {k: theirs[k] for k in ("policy_label", "obligations")}:
+    version = read_version(base)
+    if not isinstance(version, VersionManifest):
         return []
     zone = get_zone(partitioning.timezone)
     inside = {p.key for p in periods(plan.start, plan.end, partitioning.mode, zone)}
-    carried = sorted(k for k in theirs["partitions"] if k not in inside)
+    carried = carried_under_other_policy(version, plan.label, plan.obligations, inside)
     if not carried:
         return []
     return [Finding("PLAN_BASE_POLICY", f"the base version {base.name} was made under label "
-                    f"{theirs['policy_label']!r} and its obligations; this plan's label or obligations differ, so its "
+                    f"{version.policy_label!r} and its obligations; this plan's label or obligations differ, so its "
                     f"partitions {', '.join(carried)} cannot be carried", doc.locate(("governance", "policy_label")),
                     hint="use the base's label and obligations (kfm plan new does), or widen the window to every "
                     "partition of the base")]
@@ -411,13 +392,14 @@ def _inapplicable(doc: _yaml.Document, plan: Plan, dataset: dict[str, Any]) -> l
     return out
 
 
-def _versions_of_other_plans(root: Path, releases: Path, plan_path: Path) -> list[str]:
-    """The versions under ``releases`` that another plan made (a first-release plan's own version is no reason to
-    warn it)."""
+def _versions_of_other_plans(config: Config, plan: Plan) -> list[str]:
+    """The versions of the plan's dataset that another plan made (a first-release plan's own version is no reason
+    to warn it)."""
     import os
 
-    mine = os.path.relpath(plan_path.resolve(), root.resolve()).replace(os.sep, "/")
-    return [name for name, doc in version_manifests(releases).items() if (doc or {}).get("plan") != mine]
+    mine = os.path.relpath(plan.path.resolve(), config.root.resolve()).replace(os.sep, "/")
+    return [vid for vid, version in list_versions(config, plan.slug).items()
+            if not isinstance(version, VersionManifest) or version.plan != mine]
 
 
 def check_plan(path: Path, *, config: Config | None, shown: str | None = None) -> tuple[Plan | None, list[Finding]]:
@@ -550,6 +532,133 @@ def render_template(*, slug: str, path: str, reason: str, requested_by: str, rev
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Misalignment:
+    """A window or chunking that does not cover whole partitions; ``at`` is the plan field."""
+
+    code: str
+    message: str
+    at: tuple[str, ...]
+    hint: str | None
+
+
+def _bounds(t: datetime, part: Partitioning) -> tuple[datetime, datetime]:
+    """The partition boundaries at or before ``t`` and after it."""
+    zone = get_zone(part.timezone)
+    first = period_start(local_day(t, zone), part.mode)
+    return local_midnight_utc(first, zone), local_midnight_utc(next_start(first, part.mode), zone)
+
+
+def misalignments(start: datetime, end: datetime, mode: Mode, part: Partitioning) -> list[Misalignment]:
+    """Chunks must cover whole partitions: a chunking at least as coarse as the partitioning, and a window on
+    partition boundaries (the partitioning's, whatever timezone the plan names)."""
+    out: list[Misalignment] = []
+    p_mode = part.mode
+    zone = get_zone(part.timezone)
+    if COARSENESS[mode] < COARSENESS[p_mode] or (mode == "weekly" and p_mode != "daily"):
+        out.append(Misalignment("PLAN_CHUNKING_TOO_FINE", f"{mode} chunks do not cover whole {p_mode} partitions",
+                                ("chunking", "mode"), f"use {p_mode} chunking or coarser"))
+    zone = get_zone(part.timezone)
+    for key, t in (("start", start), ("end", end)):
+        if not is_boundary(t, p_mode, zone):
+            usable = [iso_exact(b) for b in _bounds(t, part) if MIN_INSTANT <= b <= MAX_INSTANT]
+            out.append(Misalignment("PLAN_WINDOW_NOT_ALIGNED", f"window.{key} {iso_exact(t)} is not on a {p_mode} "
+                                    f"partition boundary in {part.timezone}", ("window", key),
+                                    f"use {' or '.join(usable)}" if usable else None))
+    return out
+
+
+def aligned_window(start: datetime, end: datetime, part: Partitioning) -> str | None:
+    """The smallest window on partition boundaries that holds [start, end), as --window takes it."""
+    zone = get_zone(part.timezone)
+    low = start if is_boundary(start, part.mode, zone) else _bounds(start, part)[0]
+    high = end if is_boundary(end, part.mode, zone) else _bounds(end, part)[1]
+    if not (MIN_INSTANT <= low < high <= MAX_INSTANT):
+        return None
+    return f"{iso_exact(low)}/{iso_exact(high)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A new plan, not yet written: where it goes, its text, and what the user should know."""
+
+    path: Path
+    text: str
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What `kfm plan new` was asked for; None means the default."""
+
+    slug: str
+    window: str
+    mode: Mode
+    reason: str
+    time_axis: str | None = None
+    requested_by: str | None = None
+    reviewers: tuple[str, ...] = ()
+    max_parallelism: int | None = None
+    prior: str | None = None
+    terms: str | None = None
+
+
+def draft_plan(config: Config, req: Request) -> Draft:
+    """The plan `kfm plan new` writes, from the commented template; refused before anything is written when its
+    window or chunking cannot run (each finding at the option, with the nearest window that can)."""
+    import os
+
+    from kfm_gitops.dataset import require_contract
+    from kfm_gitops.errors import FindingsError
+    from kfm_gitops.findings import Location
+    from kfm_gitops.identity import check_slug
+    from kfm_gitops.versions import default_base, inherited_policy
+
+    check_slug(req.slug)
+    start, end = parse_window(req.window)
+    contract = require_contract(config.root, req.slug, config.vocab)
+    part = contract.partitioning
+    problems = misalignments(start, end, req.mode, part)
+    if problems:
+        nearest = aligned_window(start, end, part)
+        raise FindingsError([Finding(m.code, m.message, Location(f"--{m.at[0]}"),
+                                     hint=(f"the nearest window that covers whole partitions: --window {nearest}"
+                                           if m.at[0] == "window" and nearest else m.hint)) for m in problems],
+                            "refusing to write a plan whose chunks would not cover whole partitions: nothing written")
+    parallelism = req.max_parallelism or min(2, max(1, len(periods(start, end, req.mode, get_zone(part.timezone),
+                                                                   limit=2))))
+    path = new_plan_path(config, req.slug)
+    base, note = (req.prior, "") if req.prior is not None else default_base(config, req.slug)
+    label, obligations, inherited = inherited_policy(config, req.slug, base, contract.label, contract.obligations)
+    notes = [note] if note else []
+    if inherited:
+        notes.append(f"label {label!r} and obligations are the base version's, which differ from the contract's")
+    text = render_template(
+        slug=req.slug, path=os.path.relpath(path, config.root), reason=req.reason,
+        requested_by=req.requested_by or _default_principal(config.root), reviewers=list(req.reviewers),
+        time_axis=req.time_axis or part.axis, start=start, end=end, mode=req.mode, parallelism=parallelism,
+        timezone=part.timezone, terms=req.terms or _default_terms(contract.pipeline.data), label=label,
+        obligations=obligations, prior=base)
+    return Draft(path, text, ("; ".join(notes),) if notes else ())
+
+
+def _default_principal(root: Path) -> str:
+    """Who requests a plan by default: git's user.email, else the login name."""
+    import os
+
+    from kfm_gitops import _git
+
+    repo = _git.discover(root)
+    email = _git.committer_email(repo) if repo is not None else None
+    return email or os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+
+
+def _default_terms(pipeline: dict[str, Any]) -> str:
+    params = pipeline.get("connector", {}).get("params", {})
+    terms = params.get("terms") if isinstance(params, dict) else None
+    return str(terms) if terms else "TODO: the upstream licence or terms (URI or path)"
+
+
 def parse_window(text: str) -> tuple[datetime, datetime]:
     """START/END, each an RFC 3339 timestamp with an explicit offset: a date alone is refused, since which
     timezone's midnight it means is exactly what a plan must say."""
@@ -598,7 +707,6 @@ def set_expected_version(path: Path, version_id: str) -> None:
 __all__ = [
     "Plan",
     "check_plan",
-    "display_path",
     "load_plan",
     "new_plan_path",
     "parse_window",

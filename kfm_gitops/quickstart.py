@@ -25,6 +25,7 @@ from kfm_gitops.config import Config, load_config, store_url
 from kfm_gitops.errors import FindingsError, KfmError
 from kfm_gitops.example import FIRST_PLAN, OUTAGE_MONTH, REDELIVERY, SLUG, UPSTREAM, repository_files, upstream_files
 from kfm_gitops.plan import Plan, load_plan, new_plan_path, render_template, write_new_plan
+from kfm_gitops.receipts import RECEIPT_FILE
 from kfm_gitops.repository import init
 from kfm_gitops.store import Store
 
@@ -167,7 +168,7 @@ def quickstart(directory: Path, say: Say) -> int:
     say(f"   version {third.version}: {third.version_folder}/; committed as {commit}")
     sample = next(c for c in third.chunks if c.run_folder and c.partitions)
     assert sample.run_folder is not None
-    receipt = json.loads((root / sample.run_folder / "receipt.json").read_text(encoding="utf-8"))
+    receipt = json.loads((root / sample.run_folder / RECEIPT_FILE).read_text(encoding="utf-8"))
     evidence = {o["type"]: o["evidence"] for o in receipt["obligations_applied"]}
     say(f"   evidence in each receipt, e.g. {sample.run_folder}/receipt.json: coordinates have at most "
         f"{evidence['generalize_geometry']['max_decimals']} decimal(s); absent columns: "

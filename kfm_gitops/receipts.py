@@ -1,7 +1,9 @@
 """Run receipts: what one run did, with what inputs and outputs, in which environment, and how it validated.
 
 A receipt is written as canonical JSON (RFC 8785), so the digest of the file is the digest of the receipt. The
-environment is recorded from an allowlist only: no other environment value is ever written.
+environment is recorded from an allowlist only: no other environment value is ever written. Receipts are built by
+``evidence.build_receipt`` (one builder for acquisitions, chunk runs and the roll-up) and read back by
+``read_receipt``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -85,10 +87,6 @@ def new_run_id(chunk_key: str, when: datetime | None = None) -> str:
     return run_id(t, chunk_key, secrets.token_hex(4))
 
 
-def run_folder_name(rid: str) -> str:
-    return rid.removeprefix("kfm://run/")
-
-
 def findings_report(findings: Sequence[Finding], root: Path) -> tuple[str, list[dict[str, object]]]:
     """The digest and content of a validation report made of findings, their paths relative to the repository
     ``root`` (as shown, they are relative to where kfm ran, which must not reach a committed receipt)."""
@@ -125,46 +123,6 @@ class Receipt:
     @property
     def run_id(self) -> str:
         return str(self.data["run_id"])
-
-
-def make_receipt(*, root: Path, rid: str, slug: str, actor: Mapping[str, str], operation: str,
-                 inputs: Sequence[Mapping[str, str]],
-                 outputs: Sequence[Mapping[str, str]], env: Mapping[str, Any], findings: Sequence[Finding],
-                 chunk: Mapping[str, str] | None = None, dataset_version_id: str | None = None,
-                 plan: str | None = None, decision_id: str | None = None,
-                 obligations_applied: Sequence[Mapping[str, Any]] = (), created_at: datetime | None = None,
-                 ) -> Receipt:
-    from kfm_gitops.errors import InternalError
-    from kfm_gitops.periods import iso_utc
-    from kfm_gitops.schema import validate_data
-
-    report_digest, items = findings_report(findings, root)
-    errors = [f for f in findings if f.severity == "error"]
-    status = "fail" if errors else ("warn" if findings else "pass")
-    data: dict[str, Any] = {
-        "kfm_run_receipt_version": "v1",
-        "run_id": rid,
-        "dataset_slug": slug,
-        "actor": dict(actor),
-        "operation": operation,
-        "inputs": [dict(i) for i in inputs],
-        "outputs": [dict(o) for o in outputs],
-        "environment": dict(env),
-        "validation": {"status": status, "report_digest": report_digest, "findings": items},
-        "policy": {"decision_id": decision_id},
-        "obligations_applied": [dict(o) for o in obligations_applied],
-        "created_at": iso_utc(created_at or now_utc()),
-    }
-    if chunk is not None:
-        data["chunk"] = dict(chunk)
-    if dataset_version_id is not None:
-        data["dataset_version_id"] = dataset_version_id
-    if plan is not None:
-        data["plan"] = plan
-    problems = validate_data(data, "receipt")
-    if problems:
-        raise InternalError(f"kfm made a receipt that fails its own schema: {problems[0]}")
-    return Receipt(data)
 
 
 def read_receipt(path: Path) -> Receipt | list[Finding]:

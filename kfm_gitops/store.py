@@ -50,7 +50,6 @@ class _Backend(Protocol):
     def finish_temp(self, tmp: str, handle: IO[bytes]) -> None: ...
     def commit(self, tmp: str, key: str) -> bool: ...
     def remove(self, key: str) -> None: ...
-    def list_keys(self) -> Iterator[str]: ...
     def root_exists(self) -> bool: ...
 
 
@@ -126,15 +125,6 @@ class _Local:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._p(key))
 
-    def list_keys(self) -> Iterator[str]:
-        base = self.root / "sha256"
-        if not base.is_dir():
-            return
-        for sub in sorted(base.iterdir()):
-            if sub.is_dir():
-                for f in sorted(sub.iterdir()):
-                    yield f"sha256/{sub.name}/{f.name}"
-
 
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
@@ -201,13 +191,6 @@ class _Fsspec:
     def remove(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self._p(key))
-
-    def list_keys(self) -> Iterator[str]:
-        base = self._p("sha256")
-        if not self.fs.exists(base):
-            return
-        for path in sorted(self.fs.find(base)):
-            yield path[len(self.root) + 1:] if path.startswith(self.root) else path.split(f"{self.root}/", 1)[-1]
 
 
 def key_of(digest: str) -> str:
@@ -329,12 +312,6 @@ class Store:
         except StoreError as exc:
             return exc.code
         return None
-
-    def digests(self) -> Iterator[str]:
-        for key in self._b.list_keys():
-            parts = key.split("/")
-            if len(parts) == 3 and parts[0] == "sha256" and len(parts[2]) == 64:
-                yield "sha256:" + parts[2]
 
     def copy_to(self, other: Store, digests: Iterable[str]) -> tuple[int, int]:
         """Copy objects that ``other`` lacks, verifying each as it streams. Returns (copied, already there)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kfm_gitops.cli import main
+from kfm_gitops.store import Store
 
 PROJECT = Path(__file__).resolve().parent.parent
 STANDARDS = PROJECT.parent / "shared" / "standards"
@@ -72,6 +74,16 @@ def kfm(capsys: pytest.CaptureFixture[str]) -> Runner:
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+def stored_digests(store: Store) -> list[str]:
+    """The objects a store holds, read from its files (sha256/<2 hex>/<64 hex>), sorted."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(store.url)
+    base = f"{str(root).rstrip('/')}/sha256"
+    names = [str(p).rsplit("/", 1)[-1] for p in fs.find(base)] if fs.exists(base) else []
+    return sorted(f"sha256:{n}" for n in names if re.fullmatch(r"[0-9a-f]{64}", n))
 
 
 def git(cwd: Path, *args: str) -> str:

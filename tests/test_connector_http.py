@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from conftest import Runner
+from conftest import Runner, stored_digests
 from kfm_gitops.connectors import Context, FetchedObject, FetchResult, Window, get, media_type_of
 from kfm_gitops.connectors.http import HttpConnector
 from kfm_gitops.example import FIRST_PLAN
@@ -172,7 +172,7 @@ class Env:
         return HttpConnector(sleep=self.sleeps.append).fetch(params, window(key), self.ctx)
 
     def stored(self) -> list[str]:
-        return sorted(self.store.digests())
+        return stored_digests(self.store)
 
     def leftovers(self) -> list[str]:
         tmp = self.store_root / "tmp"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "kfm_gitops"
 
-FOUNDATIONS = {"errors", "findings", "config", "_yaml", "_git", "identity", "store", "receipts", "policy"}
+FOUNDATIONS = {"errors", "findings", "config", "_yaml", "_git", "identity", "store", "receipts", "evidence", "versions",
+               "policy"}
 # The flow, in order; modules of one step may not import each other's later steps.
 FLOW = [{"plan", "dataset", "repository", "example"}, {"connectors", "acquire"}, {"normalize", "qa", "obligations"},
         {"materialize"}, {"chunk"}, {"backfill"}, {"approvals", "ledger"}, {"_github"}, {"quickstart"}, {"cli"}]

@@ -122,7 +122,28 @@ def test_plan_new_refuses_a_window_it_cannot_take_as_written(governed: Path, kfm
 
 
 def test_plan_new_writes_the_window_as_given(governed: Path, kfm: Runner) -> None:
-    r = kfm(*NEW, "2023-03-01T00:00:00.5Z/2023-03-31T19:00:00.000001-05:00")
+    r = kfm(*NEW, "2023-03-01T00:00:00.000Z/2023-03-31T19:00:00-05:00")  # whole months, written unusually
     assert r.code == 0, r.err
     text = (governed / r.out.splitlines()[0].removeprefix("wrote ")).read_text()
-    assert '  start: "2023-03-01T00:00:00.5Z"\n  end: "2023-03-31T19:00:00.000001-05:00"\n' in text
+    assert '  start: "2023-03-01T00:00:00Z"\n  end: "2023-03-31T19:00:00-05:00"\n' in text
+
+
+def test_plan_new_refuses_a_window_off_the_partitions_before_writing(governed: Path, kfm: Runner) -> None:
+    r = kfm(*NEW, "2023-03-01T00:00:00.5Z/2023-03-31T19:00:00.000001-05:00")
+    assert r.code == 1
+    assert r.out == ""
+    assert r.err == (
+        "kfm: refusing to write a plan whose chunks would not cover whole partitions: nothing written\n"
+        "  --window: PLAN_WINDOW_NOT_ALIGNED: window.start 2023-03-01T00:00:00.5Z is not on a monthly partition "
+        "boundary in UTC (hint: the nearest window that covers whole partitions: --window "
+        "2023-03-01T00:00:00Z/2023-05-01T00:00:00Z)\n"
+        "  --window: PLAN_WINDOW_NOT_ALIGNED: window.end 2023-04-01T00:00:00.000001Z is not on a monthly partition "
+        "boundary in UTC (hint: the nearest window that covers whole partitions: --window "
+        "2023-03-01T00:00:00Z/2023-05-01T00:00:00Z)\n")
+    assert sorted(p.name for p in (governed / "plans/ks_storm_reports").iterdir()) == [Path(PLAN).name]
+    r = kfm("plan", "new", "ks_storm_reports", "--window", "2023-03-01T00:00:00Z/2023-04-01T00:00:00Z",
+            "--chunking", "daily", "--reason", "x")
+    assert r.code == 1
+    assert "--chunking: PLAN_CHUNKING_TOO_FINE: daily chunks do not cover whole monthly partitions (hint: use " \
+           "monthly chunking or coarser)" in r.err
+    assert sorted(p.name for p in (governed / "plans/ks_storm_reports").iterdir()) == [Path(PLAN).name]

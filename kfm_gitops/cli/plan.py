@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
@@ -22,6 +21,7 @@ from kfm_gitops.errors import EXIT_FINDINGS, EXIT_OK, FindingsError
 if TYPE_CHECKING:
     from kfm_gitops.config import Config
     from kfm_gitops.findings import Finding
+    from kfm_gitops.periods import Mode
 
 @click.group(short_help="Write, validate and inspect backfill plans")
 def plan() -> None:
@@ -120,108 +120,21 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
              reviewers: tuple[str, ...], max_parallelism: int | None, prior: str | None, terms: str | None) -> int:
     """Write plans/SLUG/backfill-YYYYMMDD-<hex6>.yml from the commented template."""
     from kfm_gitops._fs import display_path
-    from kfm_gitops.dataset import require_contract
-    from kfm_gitops.findings import Report, sort_findings
-    from kfm_gitops.identity import check_slug
-    from kfm_gitops.plan import base_policy, check_plan, new_plan_path, parse_window, render_template, write_new_plan
+    from kfm_gitops.findings import sort_findings
+    from kfm_gitops.plan import Request, check_plan, draft_plan, write_new_plan
 
-    check_slug(slug)
     cfg = require_config()
-    start, end = parse_window(window)
-    contract = require_contract(cfg.root, slug, cfg.vocab)
-    part = contract.partitioning
-    if max_parallelism is None:
-        from kfm_gitops.periods import Mode, get_zone, periods
-
-        n = len(periods(start, end, cast("Mode", mode), get_zone(part.timezone), limit=2))
-        max_parallelism = min(2, max(1, n))
-    path = new_plan_path(cfg, slug)
-    base, note = (prior, "") if prior is not None else _default_base(cfg, slug)
-    label, obligations = contract.label, contract.obligations
-    inherited = base_policy(cfg.releases_dir() / slug / base) if base else None
-    if inherited is not None and (inherited["policy_label"], inherited["obligations"]) != (label, obligations):
-        # a version has one label: carrying the base's partitions needs the base's label and obligations
-        label = inherited["policy_label"]
-        obligations = [{"type": o["type"], **{k: v for k, v in o.items() if k != "type"}}
-                       for o in inherited["obligations"]]  # type first, as the template writes them
-        note = (note + "; " if note else "") + (f"label {label!r} and obligations are the base version's, which "
-                                                "differ from the contract's")
-    text = render_template(
-        slug=slug, path=os.path.relpath(path, cfg.root), reason=reason,
-        requested_by=requested_by or _default_principal(cfg.root), reviewers=list(reviewers),
-        time_axis=time_axis or part.axis, start=start, end=end, mode=mode, parallelism=max_parallelism,
-        timezone=part.timezone, terms=terms or _default_terms(contract.pipeline.data),
-        label=label, obligations=obligations,
-        prior=base,
-    )
-    write_new_plan(path, text)
-    click.echo(f"wrote {display_path(path)}")
-    if note:
+    draft = draft_plan(cfg, Request(slug, window, cast("Mode", mode), reason, time_axis, requested_by, reviewers,
+                                    max_parallelism, prior, terms))
+    write_new_plan(draft.path, draft.text)
+    shown = display_path(draft.path)
+    click.echo(f"wrote {shown}")
+    for note in draft.notes:
         click.echo(f"note: {note}")
-    _, findings = check_plan(path, config=cfg)
+    _, findings = check_plan(draft.path, config=cfg)
     if findings:
-        report = Report([display_path(path)], sort_findings(findings))
         click.echo("to do before review:")
-        for f in report.findings:
+        for f in sort_findings(findings):
             click.echo(f"  {f.text()}")
-    shown = display_path(path)
     click.echo(f"next: edit it, then `kfm plan validate {shown}` and `kfm plan chunks {shown}`")
     return EXIT_OK
-
-
-def _default_principal(root: Path) -> str:
-    from kfm_gitops import _git
-
-    repo = _git.discover(root)
-    email = _git.committer_email(repo) if repo is not None else None
-    if email:
-        return email
-    return os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
-
-
-def _default_terms(pipeline: dict[str, Any]) -> str:
-    params = pipeline.get("connector", {}).get("params", {})
-    terms = params.get("terms")
-    return str(terms) if terms else "TODO: the upstream licence or terms (URI or path)"
-
-
-def _default_base(cfg: Config, slug: str) -> tuple[str, str]:
-    """The version a new plan builds on, and a note when it is not the published one: the version the release
-    branch publishes; else, when nothing is published yet, the newest version on main (the one no other version
-    builds on); else "" (a first release)."""
-    published = _published_version(cfg, slug)
-    if published:
-        return published, ""
-    from kfm_gitops.plan import version_manifests
-
-    bases = {name: str(doc.get("base_dataset_version_id") or "")
-             for name, doc in version_manifests(cfg.releases_dir() / slug).items() if doc is not None}
-    leaves = sorted(set(bases) - set(bases.values()))
-    if len(leaves) == 1:
-        return leaves[0], (f"nothing is published on {cfg.release_branch} yet: the plan builds on {leaves[0]}, the "
-                           f"newest version under releases/{slug}/ (--prior names another)")
-    if leaves:
-        return "", (f"versions {', '.join(leaves)} all build on nothing newer: set rollback.prior_dataset_version_id "
-                    "to the one this backfill replaces (or pass --prior)")
-    return "", ""
-
-
-def _published_version(cfg: Config, slug: str) -> str:
-    """The version release's published.yaml names for ``slug``, or "" (first release)."""
-    from kfm_gitops import _git
-
-    repo = _git.discover(cfg.root)
-    if repo is None:
-        return ""
-    head = _git.branch_head(repo, cfg.release_branch)
-    if head is None:
-        return ""
-    blob = _git.read_blob(repo, head, f"releases/{slug}/published.yaml")
-    if blob is None:
-        return ""
-    from kfm_gitops import _yaml
-
-    doc = _yaml.loads(blob.decode("utf-8", "replace"), f"{cfg.release_branch}:releases/{slug}/published.yaml")
-    if isinstance(doc, list):
-        return ""
-    return str(doc.data.get("dataset_version_id", ""))

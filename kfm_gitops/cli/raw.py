@@ -90,27 +90,13 @@ def store_group() -> None:
     """Move a dataset's objects between object stores."""
 
 
-def _move(direction: str, slugs: tuple[str, ...], other: str, store_url: str | None) -> int:
-    from kfm_gitops.acquire import dataset_digests
-    from kfm_gitops.backfill import version_digests
-    from kfm_gitops.dataset import list_slugs
+def _move(direction: str, targets: tuple[str, ...], other: str, store_url: str | None) -> int:
+    from kfm_gitops.acquire import objects_of
     from kfm_gitops.store import Store
 
     cfg = require_config()
-    here = store_for(cfg, store_url)
-    there = Store(other)
-    known = list_slugs(cfg.root)
-    digests: set[str] = set()
-    for arg in slugs or tuple(known):
-        folder = Path(arg)
-        if (folder / "promotion-manifest.json").is_file():
-            digests.update(version_digests(folder))
-        elif "/" in arg or folder.is_dir() or arg not in known:
-            raise KfmError(f"{arg} is neither a dataset slug nor a version folder",
-                           hint=f"datasets here: {', '.join(known) or 'none'}; a version folder holds "
-                           "promotion-manifest.json")
-        else:
-            digests.update(dataset_digests(cfg.root, arg))
+    here, there = store_for(cfg, store_url), Store(other)
+    digests = objects_of(cfg, list(targets))
     source, target = (here, there) if direction == "push" else (there, here)
     if digests and not source.reachable():
         raise KfmError(f"there is no store at {source.url}",
