@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kfm_gitops"
 FOUNDATIONS = {"errors", "findings", "config", "_yaml", "_git", "identity", "store", "receipts", "policy"}
 # The flow, in order; modules of one step may not import each other's later steps.
 FLOW = [{"plan", "dataset", "repository", "example"}, {"connectors", "acquire"}, {"normalize", "qa", "obligations"},
-        {"materialize"}, {"chunk"}, {"backfill"}, {"quickstart"}, {"cli"}]
+        {"materialize"}, {"chunk"}, {"catalog"}, {"backfill"}, {"quickstart"}, {"cli"}]
 
 
 # Neither foundations nor steps: small utilities any module may use (they import only foundations and each other).
