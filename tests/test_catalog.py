@@ -209,6 +209,24 @@ def test_rebuilding_a_committed_version_gives_the_same_bytes(example: Path) -> N
         assert files == on_disk
 
 
+def test_the_roll_up_can_build_from_what_it_holds_before_writing(example: Path) -> None:
+    """What the roll-up has before it writes the version folder (the manifest without catalogs, runs.json, its run
+    id and time) gives the bytes a rebuild of the written folder gives."""
+    from kfm_gitops.catalog import Rollup, inputs_for, version_docs
+
+    base = folder(example, GAP_FILLED)
+    manifest = {**json.loads((base / "promotion-manifest.json").read_text()), "catalogs": ["not read"]}
+    runs = json.loads((base / "runs.json").read_text())
+    receipt = json.loads((base / "receipt.json").read_text())
+    rel = f"releases/{SLUG}/{GAP_FILLED}"
+    docs = version_docs(example, rel, manifest, runs,
+                        Rollup(receipt["run_id"], receipt["created_at"], receipt["actor"], f"{rel}/receipt.json"))
+    assert not isinstance(docs, list)
+    assert build(inputs_for(example, store_of(example), docs)) == build_catalogs(example, base, store_of(example))
+    broken = version_docs(example, rel, {**manifest, "partitions": "none"}, runs, docs.rollup)
+    assert isinstance(broken, list) and broken[0].code == "CATALOG_INPUT"
+
+
 def test_stac_and_dcat_are_byte_identical_across_two_clones(example: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     quickstart(other)
@@ -534,3 +552,33 @@ def test_the_link_report_lists_every_link_and_how_it_resolved(example: Path) -> 
     prov = json.loads((folder(example, GAP_FILLED) / PROV_FILE).read_text())
     sources = {f"kfm://{e[4:]}" for e, a in prov["entity"].items() if types_of(a) & {RAW, TERMS}}
     assert denied and denied == sources  # RAW (and terms) that also made the generalised version; nothing else
+
+
+@pytest.mark.parametrize("text", [
+    "[]", "null", '{"links": 5, "assets": [], "id": 3}', '{"links": [5, {"href": 3}], "assets": {"data": 5}}',
+    '{"@graph": [5, {"@id": 3, "@type": "dcat:Distribution", "dcat:accessURL": 5, "spdx:checksum": 4}], '
+    '"@context": {}}',
+    '{"entity": {"kfm:a": 5}, "wasDerivedFrom": {"_:1": [5, {"prov:generatedEntity": []}]}}',
+    '{"activity": {"kfm:a": {"prov:startTime": 5}}, "wasGeneratedBy": {"_:1": {"prov:time": 7}}}',
+])
+def test_any_malformed_catalog_file_is_findings_never_a_crash(repo: Path, text: str) -> None:
+    catalog = folder(repo, GAP_FILLED) / "catalog"
+    for path in (catalog / "stac" / "collection.json", catalog / "stac" / "items" / "2023-03.json",
+                 catalog / "dcat.jsonld", catalog / "prov.json"):
+        original = path.read_text()
+        path.write_text(text)
+        result = check(repo, GAP_FILLED)
+        assert not result.ok and any(f.location is not None and f.location.path.endswith(
+            path.relative_to(folder(repo, GAP_FILLED)).as_posix()) for f in result.findings), text
+        path.write_text(original)
+
+
+def test_a_time_that_is_not_an_instant(repo: Path) -> None:
+    path = folder(repo, GAP_FILLED) / PROV_FILE
+    rid = sorted(json.loads(path.read_text())["wasGeneratedBy"])[0]
+    edit(path, lambda d: d["wasGeneratedBy"][rid].update({"prov:time": "yesterday"}))  # prov drops it, warning
+    f = one(check(repo, GAP_FILLED), "PROV_UNREADABLE", PROV_FILE)
+    assert "'yesterday' is not an xsd:dateTime" in f.message
+    edit(path, lambda d: d["wasGeneratedBy"][rid].update({"prov:time": "2026-11-29T10:48:52"}))  # no offset
+    f = one(check(repo, GAP_FILLED), "PROV_TIME", PROV_FILE)
+    assert f.message == f"#/wasGeneratedBy/{rid}/prov:time: '2026-11-29T10:48:52' is not an instant with an offset"

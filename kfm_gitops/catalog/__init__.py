@@ -5,9 +5,15 @@
                                                     and the link report)
     write_catalogs(version_dir, files)              each file written atomically
 
-``build`` is the pure part (``CatalogInputs`` -> bytes): the roll-up can call it with documents it holds in memory
-before it writes the manifest that lists the catalogs. The same inputs give the same bytes: no clock (times come
-from the receipts), sorted keys, one number format.
+``build`` is the pure part (``CatalogInputs`` -> bytes). The roll-up, which must list the catalogs by digest in the
+manifest before it writes its receipt, calls it on what it holds in memory::
+
+    docs = version_docs(root, f"releases/{slug}/{version}", manifest, runs_doc,
+                        Rollup(run_id, created_at, actor, f"releases/{slug}/{version}/receipt.json"))
+    files = build(inputs_for(root, store, docs))   # then the receipt is made with created_at=created_at
+
+(``version_docs`` returns findings instead when something is wrong.) The same inputs give the same bytes: no clock
+(times come from the receipts), sorted keys, one number format; the manifest's ``catalogs`` list is never read.
 """
 
 from __future__ import annotations
@@ -17,14 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kfm_gitops.catalog._inputs import CatalogInputs
+from kfm_gitops.catalog._inputs import CatalogInputs, Rollup, VersionDocs, version_docs
 from kfm_gitops.catalog._layout import COLLECTION_FILE, DCAT_FILE, ITEMS_DIR, PROV_FILE
 from kfm_gitops.config import Vocabularies
 from kfm_gitops.findings import Finding
 from kfm_gitops.store import Store
 
-__all__ = ["COLLECTION_FILE", "DCAT_FILE", "ITEMS_DIR", "PROV_FILE", "CatalogCheck", "CatalogInputs", "build",
-           "build_catalogs", "read_inputs", "validate_catalogs", "write_catalogs"]
+__all__ = ["COLLECTION_FILE", "DCAT_FILE", "ITEMS_DIR", "PROV_FILE", "CatalogCheck", "CatalogInputs", "Rollup",
+           "VersionDocs", "build", "build_catalogs", "inputs_for", "read_inputs", "validate_catalogs", "version_docs",
+           "write_catalogs"]
 
 
 def _vocabulary(root: Path) -> Vocabularies:
@@ -40,24 +47,32 @@ def _vocabulary(root: Path) -> Vocabularies:
 def read_inputs(root: Path, version_dir: Path, store: Store, vocab: Vocabularies | None = None) -> CatalogInputs:
     """Everything the builders need, read from a version folder, its receipts, the contract, the plan and the
     artifacts' footers; raises FindingsError with every problem found."""
-    from kfm_gitops.catalog._artifacts import read_artifacts
-    from kfm_gitops.catalog._inputs import contract_dataset, plan_people, read_version
+    from kfm_gitops.catalog._inputs import read_version
     from kfm_gitops.errors import FindingsError
 
-    vocab = vocab or _vocabulary(root)
     docs = read_version(root, version_dir)
     if isinstance(docs, list):
         raise FindingsError(docs, "the version folder cannot be read")
+    return inputs_for(root, store, docs, vocab)
+
+
+def inputs_for(root: Path, store: Store, docs: VersionDocs, vocab: Vocabularies | None = None) -> CatalogInputs:
+    """The builders' inputs for a version's documents (read, or held by the roll-up before it writes them): the
+    contract of its spec_hash, its plan's people, and its artifacts' runtime metadata from the store."""
+    from kfm_gitops.catalog._artifacts import read_artifacts
+    from kfm_gitops.catalog._inputs import contract_dataset, plan_people
+    from kfm_gitops.errors import FindingsError
+
+    vocab = vocab or _vocabulary(root)
     dataset = contract_dataset(root, docs)
     plan = plan_people(root, docs)
-    problems = [f for f in (dataset, plan) if isinstance(f, Finding)]
-    if problems:
-        raise FindingsError(problems, "the catalogs' inputs are incomplete")
-    assert not isinstance(dataset, Finding) and not isinstance(plan, Finding)
+    if isinstance(dataset, Finding) or isinstance(plan, Finding):
+        raise FindingsError([f for f in (dataset, plan) if isinstance(f, Finding)],
+                            "the catalogs' inputs are incomplete")
     artifacts = read_artifacts(root, store, docs, dataset)
     if isinstance(artifacts, list):
         raise FindingsError(artifacts, "the version's artifacts cannot be described")
-    return CatalogInputs(docs, dataset, plan, artifacts, vocab.policy_labels[0])
+    return CatalogInputs(docs, dataset, plan, artifacts, vocab.policy_labels[0] if vocab.policy_labels else "")
 
 
 def build(inputs: CatalogInputs) -> dict[str, bytes]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,12 @@ class CatalogInputs:
     plan: Mapping[str, Any]  # the plan's requested_by and reviewers
     artifacts: Mapping[str, ArtifactMeta]  # by digest, every partition's
     open_label: str  # the least restrictive label of the vocabulary: extents under any other are coarsened
+    media_types: Mapping[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        types = {str(a.get("digest")): str(a.get("media_type") or "application/octet-stream")
+                 for a in self.docs.manifest.get("artifacts", []) if isinstance(a, dict)}
+        object.__setattr__(self, "media_types", types)
 
     @property
     def slug(self) -> str:
@@ -96,10 +102,7 @@ class CatalogInputs:
         return sorted(self.docs.manifest["partitions"], key=lambda p: str(p["partition"]))
 
     def media_type(self, digest: str) -> str:
-        for a in self.docs.manifest.get("artifacts", []):
-            if a.get("digest") == digest:
-                return str(a.get("media_type") or "application/octet-stream")
-        return "application/octet-stream"
+        return self.media_types.get(digest, "application/octet-stream")
 
 
 def read_json(root: Path, rel: str) -> tuple[dict[str, Any], str] | Finding:
@@ -163,22 +166,32 @@ def read_version(root: Path, folder: Path) -> VersionDocs | list[Finding]:
             got[name] = doc
     if findings:
         return findings
-    manifest, text = got[MANIFEST]
-    findings = _manifest_problems(f"{rel}/{MANIFEST}", manifest, text)
     rollup = _rollup(f"{rel}/receipt.json", *got["receipt.json"])
     if isinstance(rollup, Finding):
-        findings.append(rollup)
-    runs, problems = _chunk_runs(root, f"{rel}/runs.json", *got["runs.json"])
-    findings += problems
-    if findings or isinstance(rollup, Finding):
-        return findings
-    made = {(k, d) for r in runs for k, d in _made_by(r.receipt).items()}
+        return [rollup]
+    return version_docs(root, rel, got[MANIFEST][0], got["runs.json"][0], rollup,
+                        texts=(got[MANIFEST][1], got["runs.json"][1]))
+
+
+def version_docs(root: Path, folder: str, manifest: Mapping[str, Any], runs: Mapping[str, Any], rollup: Rollup,
+                 texts: tuple[str, str] | None = None) -> VersionDocs | list[Finding]:
+    """A version's documents, as held in memory (the roll-up's, before it writes the folder) or as read: the
+    receipts of its runs and of the runs its carried partitions come from are read from their run folders.
+    ``texts``: the manifest's and runs.json's text, to locate problems (else their one serialisation)."""
+    from kfm_gitops.catalog._json import dumps
+
+    manifest_text, runs_text = texts or (dumps(manifest).decode("utf-8"), dumps(runs).decode("utf-8"))
+    findings = _manifest_problems(f"{folder}/{MANIFEST}", dict(manifest), manifest_text)
+    chunk_runs, problems = _chunk_runs(root, f"{folder}/runs.json", dict(runs), runs_text)
+    if findings or problems:
+        return findings + problems
+    made = {(k, d) for r in chunk_runs for k, d in _made_by(r.receipt).items()}
     wanted = {str(p["partition"]): str(p["processed"]) for p in manifest["partitions"]
               if (p["partition"], p["processed"]) not in made}
     carried = producing_runs(root, manifest["dataset_slug"], manifest.get("base_dataset_version_id") or "", wanted)
     if isinstance(carried, list):
         return carried
-    return VersionDocs(rel, manifest, got["runs.json"][0], rollup, tuple(runs), carried)
+    return VersionDocs(folder, manifest, runs, rollup, tuple(chunk_runs), carried)
 
 
 def _rollup(rel: str, doc: dict[str, Any], text: str) -> Rollup | Finding:
@@ -260,9 +273,7 @@ def contract_dataset(root: Path, docs: VersionDocs) -> dict[str, Any] | Finding:
 
     slug, want = str(docs.manifest["dataset_slug"]), str(docs.manifest["spec_hash"])
     paths = (f"datasets/{slug}/dataset.yaml", f"datasets/{slug}/pipeline.yaml")
-    texts = [(root / p).read_text(encoding="utf-8") if (root / p).is_file() else None for p in paths]
-    loaded = [_yaml.loads(t, p) if t is not None else None for t, p in zip(texts, paths, strict=True)]
-    ok = [d for d in loaded if isinstance(d, _yaml.Document)]
+    ok = [d for d in (_yaml.load(root / p, shown=p) for p in paths) if isinstance(d, _yaml.Document)]
     if len(ok) == 2 and spec_hash(ok[0].data, ok[1].data) == want:
         return dict(ok[0].data)
     commit = _evidence_contract(root, paths, docs)

@@ -29,6 +29,28 @@ def parts_of(ptr: str) -> tuple[str | int, ...]:
     return tuple(int(s) if s.isdigit() else s for s in steps)
 
 
+def _at(obj: Any, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def dict_at(obj: Any, *keys: str) -> dict[str, Any]:
+    """``obj[k1][k2]...`` when that is an object, else {}: checks read hand-edited files without tripping."""
+    found = _at(obj, keys)
+    return found if isinstance(found, dict) else {}
+
+
+def list_at(obj: Any, *keys: str) -> list[Any]:
+    """``obj[k1][k2]...`` when that is an array, else []."""
+    found = _at(obj, keys)
+    return found if isinstance(found, list) else []
+
+
+def dicts(items: Iterable[Any]) -> list[dict[str, Any]]:
+    return [i for i in items if isinstance(i, dict)]
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Something wrong at a JSON pointer of one catalog file (``file`` is relative to the version folder)."""

@@ -22,10 +22,16 @@ def parse(locator: Locator, texts: dict[str, str]) -> tuple[dict[str, Any], list
     findings = []
     for file, text in sorted(texts.items()):
         try:
-            docs[file] = json.loads(text)
+            doc = json.loads(text)
         except json.JSONDecodeError as exc:
             findings.append(Finding("CATALOG_NOT_JSON", f"not JSON: {exc.msg}",
                                     Location(locator.shown(file), exc.lineno, exc.colno)))
+            continue
+        if isinstance(doc, dict):
+            docs[file] = doc
+        else:
+            findings.append(Finding("CATALOG_NOT_OBJECT", f"#: a catalog file holds a JSON object, not "
+                                    f"{type(doc).__name__}", Location(locator.shown(file), 1, 1)))
     for file in (DCAT_FILE, COLLECTION_FILE, PROV_FILE):
         if file not in texts:
             findings.append(Finding("CATALOG_MISSING", "the version has no such catalog file",

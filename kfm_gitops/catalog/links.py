@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kfm_gitops.catalog._json import Problem, pointer
+from kfm_gitops.catalog._json import Problem, dict_at, dicts, list_at, pointer
 from kfm_gitops.catalog._layout import (
     ARTIFACT_REF_RE,
     COLLECTION_FILE,
@@ -108,17 +108,17 @@ class Resolver:
             doc = self.document(path.relative_to(self.root).as_posix())
             if not isinstance(doc, dict) or not VERSION_ID_RE.fullmatch(version):
                 continue
-            label = str((doc.get("policy") or {}).get("policy_label"))
+            label = str(dict_at(doc, "policy").get("policy_label"))
             info = _VersionInfo(label, label == open_label)
-            for p in doc.get("partitions") or []:
+            for p in dicts(list_at(doc, "partitions")):
                 info.processed.add(str(p.get("processed")))
-                info.raw.update(str(r) for r in p.get("raw") or [])
+                info.raw.update(str(r) for r in list_at(p, "raw"))
             runs = self.document(f"releases/{slug}/{version}/runs.json")
-            for r in (runs.get("runs") or []) if isinstance(runs, dict) else []:
+            for r in dicts(list_at(runs, "runs")):
                 info.runs.add(str(r.get("run_id")))
                 receipt = self.document(str(r.get("receipt")))
-                info.raw.update(str(i.get("digest")) for i in (receipt or {}).get("inputs", [])
-                                if isinstance(receipt, dict) and i.get("role") == "terms")
+                info.raw.update(str(i.get("digest")) for i in dicts(list_at(receipt, "inputs"))
+                                if i.get("role") == "terms")
             self._index[(slug, version)] = info
         return self._index
 
@@ -237,7 +237,7 @@ class Resolver:
         if answer is not None:
             return answer
         doc = self.document(rel)
-        if not isinstance(doc, dict) or f"kfm:rollup/{slug}/{version}" not in (doc.get("activity") or {}):
+        if f"kfm:rollup/{slug}/{version}" not in dict_at(doc, "activity"):
             return Resolution(ref, "UNRESOLVED", detail=f"{rel} declares no activity {ref}")
         return Resolution(ref, "RESOLVED", target=rel)
 
@@ -281,11 +281,11 @@ class Resolver:
 # Collecting the links of the triplet.
 
 def stac_links(file: str, doc: Mapping[str, Any]) -> Iterator[Link]:
-    for i, link in enumerate(doc.get("links") or []):
+    for i, link in enumerate(list_at(doc, "links")):
         if isinstance(link, dict) and "href" in link:
             checksum = digest_of_multihash(str(link.get("file:checksum", "")))
             yield Link(file, pointer("links", i, "href"), str(link["href"]), "href", checksum)
-    for name, asset in (doc.get("assets") or {}).items():
+    for name, asset in dict_at(doc, "assets").items():
         if isinstance(asset, dict) and "href" in asset:
             yield Link(file, pointer("assets", name, "href"), str(asset["href"]), "href")
 
@@ -380,8 +380,7 @@ def stac_artifacts(docs: Mapping[str, Any]) -> dict[str, _Named]:
     for file, doc in docs.items():
         if not file.startswith(f"{ITEMS_DIR}/") or not isinstance(doc, dict):
             continue
-        asset = (doc.get("assets") or {}).get("data")
-        asset = asset if isinstance(asset, dict) else {}
+        asset = dict_at(doc, "assets", "data")
         m = ARTIFACT_REF_RE.fullmatch(str(asset.get("href", "")))
         size = asset.get("file:size")
         out[str(doc.get("id"))] = _Named(m.group(1) if m else None, size if isinstance(size, int) else None, file,
@@ -391,14 +390,14 @@ def stac_artifacts(docs: Mapping[str, Any]) -> dict[str, _Named]:
 
 def dcat_artifacts(doc: Any) -> dict[str, _Named]:
     out = {}
-    for i, node in enumerate(doc.get("@graph") or [] if isinstance(doc, dict) else []):
+    for i, node in enumerate(list_at(doc, "@graph")):
         if not isinstance(node, dict) or node.get("@type") != "dcat:Distribution":
             continue
         key = str(node.get("@id", "")).partition("#")[2]
-        m = ARTIFACT_REF_RE.fullmatch(str((node.get("dcat:accessURL") or {}).get("@id", "")))
-        checksum = str(((node.get("spdx:checksum") or {}).get("spdx:checksumValue") or {}).get("@value", ""))
+        m = ARTIFACT_REF_RE.fullmatch(str(dict_at(node, "dcat:accessURL").get("@id", "")))
+        checksum = str(dict_at(node, "spdx:checksum", "spdx:checksumValue").get("@value", ""))
         digest = m.group(1) if m and m.group(1) == f"sha256:{checksum}" else None
-        size = str((node.get("dcat:byteSize") or {}).get("@value", ""))
+        size = str(dict_at(node, "dcat:byteSize").get("@value", ""))
         out[key] = _Named(digest, int(size) if size.isdigit() else None, DCAT_FILE,
                           pointer("@graph", i, "dcat:accessURL" if digest or not m else "spdx:checksum"),
                           pointer("@graph", i, "dcat:byteSize"))
@@ -418,7 +417,7 @@ def prov_artifacts(doc: Any) -> dict[str, _Named]:
 
 def agreement(manifest: Mapping[str, Any], docs: Mapping[str, Any], store: Store | None) -> list[Problem]:
     """Each catalog names exactly the manifest's partitions, by the manifest's digests, with the store's sizes."""
-    want = {str(p["partition"]): str(p["processed"]) for p in manifest.get("partitions", [])}
+    want = {str(p.get("partition")): str(p.get("processed")) for p in dicts(list_at(manifest, "partitions"))}
     named = {"STAC": stac_artifacts(docs), "DCAT": dcat_artifacts(docs.get(DCAT_FILE)),
              "PROV": prov_artifacts(docs.get(PROV_FILE))}
     present = {"STAC": COLLECTION_FILE in docs, "DCAT": DCAT_FILE in docs, "PROV": PROV_FILE in docs}
@@ -470,7 +469,7 @@ def carried_provenance(resolver: Resolver, doc: Any) -> list[Problem]:
         r = resolver.resolve(m.group(0))
         receipt = resolver.document(r.target) if r.status == "RESOLVED" else None
         want = (f"partition:{attrs.get('kfm:partition')}", "sha256:" + ident.rpartition("sha256:")[2])
-        outputs = {(str(o.get("role")), str(o.get("digest"))) for o in (receipt or {}).get("outputs", [])}
+        outputs = {(str(o.get("role")), str(o.get("digest"))) for o in dicts(list_at(receipt, "outputs"))}
         if receipt is not None and want not in outputs:
             out.append(Problem(PROV_FILE, at + pointer("kfm:provenance"), "CATALOG_PROVENANCE_MISMATCH",
                                f"the receipt of {m['run']} does not list {want[1]} as its {want[0]}"))

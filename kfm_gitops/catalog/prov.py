@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kfm_gitops.catalog._inputs import CatalogInputs, Run
-from kfm_gitops.catalog._json import Problem, dumps, pointer
+from kfm_gitops.catalog._json import Problem, dict_at, dumps, pointer
 from kfm_gitops.catalog._layout import PROV_FILE, PROV_REF_RE, prov_ref, rollup_iri
 from kfm_gitops.identity import RUN_ID_RE
 
@@ -215,7 +215,7 @@ RELATIONS: dict[str, dict[str, str]] = {
 
 def records(doc: Mapping[str, Any], section: str) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
     """(pointer, id, attributes) of each record of a section (PROV-JSON holds a list when an id repeats)."""
-    for ident, value in (doc.get(section) or {}).items():
+    for ident, value in dict_at(doc, section).items():
         items = value if isinstance(value, list) else [value]
         for i, attrs in enumerate(items):
             at = pointer(section, ident) + (pointer(i) if isinstance(value, list) else "")
@@ -247,7 +247,7 @@ def check_prov(text: str, doc: Any) -> list[Problem]:
 
 def undeclared(doc: Mapping[str, Any]) -> list[Problem]:
     """Every id a relation names is declared, as the kind of record the relation needs."""
-    declared = {s: set(doc.get(s) or {}) for s in (*SECTIONS, *RELATIONS)}
+    declared = {s: set(dict_at(doc, s)) for s in (*SECTIONS, *RELATIONS)}
     out = []
     for section in doc:
         if section in ("prefix", *SECTIONS):
@@ -299,11 +299,11 @@ def lineage(doc: Mapping[str, Any]) -> list[Problem]:
 
 def times(doc: Mapping[str, Any]) -> list[Problem]:
     """Each activity ends after it starts; generation and usage fall within their activity; an entity is used
-    only after it was generated."""
-    out = []
+    only after it was generated. A time that is not an ISO 8601 instant is a problem too."""
+    out: list[Problem] = []
     spans: dict[str, tuple[datetime | None, datetime | None]] = {}
     for at, ident, a in records(doc, "activity"):
-        start, end = _time(a.get("prov:startTime")), _time(a.get("prov:endTime"))
+        start, end = _time(a, "prov:startTime", at, out), _time(a, "prov:endTime", at, out)
         spans[ident] = (start, end)
         if start and end and end < start:
             out.append(Problem(PROV_FILE, at + pointer("prov:endTime"), "PROV_TIME", "the activity ends before it "
@@ -311,7 +311,7 @@ def times(doc: Mapping[str, Any]) -> list[Problem]:
     generated: dict[str, datetime] = {}
     for section in ("wasGeneratedBy", "used"):
         for at, _, a in records(doc, section):
-            t = _time(a.get("prov:time"))
+            t = _time(a, "prov:time", at, out)
             start, end = spans.get(str(a.get("prov:activity")), (None, None))
             if t and ((start and t < start) or (end and t > end)):
                 out.append(Problem(PROV_FILE, at + pointer("prov:time"), "PROV_TIME", f"the time of this {section} "
@@ -324,8 +324,16 @@ def times(doc: Mapping[str, Any]) -> list[Problem]:
     return out
 
 
-def _time(value: Any) -> datetime | None:
-    try:
-        return instant(str(value)) if value is not None else None
-    except ValueError:
+def _time(attrs: Mapping[str, Any], key: str, at: str, out: list[Problem]) -> datetime | None:
+    """The instant of a time attribute (None when absent); a problem when it is not one."""
+    value = attrs.get(key)
+    if value is None:
         return None
+    try:
+        t = instant(str(value))
+    except ValueError:
+        t = None
+    if t is None or t.tzinfo is None:
+        out.append(Problem(PROV_FILE, at + pointer(key), "PROV_TIME", f"{value!r} is not an instant with an offset"))
+        return None
+    return t

@@ -17,7 +17,7 @@ from typing import Any
 
 from kfm_gitops.catalog._extent import BBox, coarsen, precision, span, union
 from kfm_gitops.catalog._inputs import CatalogInputs, Run
-from kfm_gitops.catalog._json import Problem, dumps, pointer
+from kfm_gitops.catalog._json import Problem, dict_at, dicts, dumps, list_at, pointer
 from kfm_gitops.catalog._layout import (
     COLLECTION_FILE,
     DCAT_FILE,
@@ -112,7 +112,7 @@ def make_collection(inputs: CatalogInputs, step: float | None) -> dict[str, Any]
         "stac_version": STAC_VERSION,
         "stac_extensions": [],
         "id": collection_id(inputs.slug, inputs.version),
-        "title": f"{d['title']} ({inputs.version})",
+        "title": f"{d['title']}, version {inputs.version}",
         "description": str(d["description"]).strip(),
         "keywords": [str(k) for k in d.get("keywords", [])],
         "license": licence,
@@ -206,9 +206,9 @@ def _schema_problems(file: str, doc: Any, kind: str) -> list[Problem]:
 def _extension_problems(file: str, doc: Mapping[str, Any]) -> list[Problem]:
     """The file and projection extension fields kfm writes: declared, known, and well-formed."""
     out: list[Problem] = []
-    holders = [(pointer("assets", k), v) for k, v in (doc.get("assets") or {}).items()]
-    holders += [(pointer("links", i), v) for i, v in enumerate(doc.get("links") or [])]
-    declared = doc.get("stac_extensions") or []
+    holders = [(pointer("assets", k), v) for k, v in dict_at(doc, "assets").items()]
+    holders += [(pointer("links", i), v) for i, v in enumerate(list_at(doc, "links"))]
+    declared = list_at(doc, "stac_extensions")
     for at, obj in holders:
         if not isinstance(obj, dict):
             continue
@@ -243,7 +243,7 @@ def _asset_problems(file: str, doc: Mapping[str, Any]) -> list[Problem]:
     from kfm_gitops.catalog._layout import ARTIFACT_REF_RE
 
     out = []
-    for name, asset in (doc.get("assets") or {}).items():
+    for name, asset in dict_at(doc, "assets").items():
         if not isinstance(asset, dict):
             continue
         m = ARTIFACT_REF_RE.fullmatch(str(asset.get("href", "")))
@@ -269,7 +269,7 @@ def check_stac(docs: Mapping[str, Any], slug: str, version: str) -> list[Problem
     if isinstance(collection, dict) and collection.get("id") != cid:
         out.append(Problem(COLLECTION_FILE, "/id", "STAC_IDENTITY", f"the collection's id is {cid}"))
     listed = {posixpath.normpath(posixpath.join("catalog/stac", str(link.get("href"))))
-              for link in (collection.get("links") or []) if isinstance(link, dict) and link.get("rel") == "item"}
+              for link in dicts(list_at(collection, "links")) if link.get("rel") == "item"}
     for file in sorted(set(items) - listed):
         out.append(Problem(COLLECTION_FILE, "/links", "STAC_ITEM_UNLISTED", f"the collection does not link {file}"))
     for file, doc in sorted(items.items()):
