@@ -8,7 +8,7 @@ hook) never needs it. Its types are imported for the type checker only; other mo
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -449,3 +449,34 @@ def clear_stale_locks(repo: Repository) -> list[str]:
         except OSError:
             continue
     return removed
+
+
+def push_atomic(root: Path, remote: str, updates: Sequence[tuple[str, str, str]]) -> None:
+    """One atomic push of ``updates`` (local ref, remote ref, the remote's expected old value: 40 hex digits, or ""
+    for "must not exist yet"), each with its lease: all land, or none (exit 4 when the remote moved)."""
+    import subprocess
+
+    leases = [f"--force-with-lease={dst}:{old}" for _, dst, old in updates]
+    specs = [f"{src}:{dst}" for src, dst, _ in updates]
+    done = subprocess.run(["git", "push", "--atomic", "--porcelain", *leases, remote, *specs], cwd=root,
+                          capture_output=True, text=True)
+    if done.returncode == 0:
+        return
+    said = (done.stderr or done.stdout).strip().splitlines()
+    if any("stale info" in line or "fetch first" in line or "rejected" in line for line in said):
+        raise ConflictError(f"{remote} moved while kfm was pushing: nothing was pushed",
+                            hint=f"`git fetch {remote}`, then run the command again")
+    raise KfmError(f"git push to {remote} failed: {said[-1] if said else done.returncode}",
+                   hint="check the remote and its credentials")
+
+
+def local_branches(repo: Repository) -> list[str]:
+    return sorted(repo.branches.local)
+
+
+def delete_branch(repo: Repository, branch: str, expected: Oid) -> None:
+    """Delete a local branch only if it still points at ``expected``."""
+    ref = repo.references.get(f"refs/heads/{branch}")
+    if ref is None or ref.target != expected:
+        raise ConflictError(f"branch {branch} moved while kfm was deleting it", hint="run the command again")
+    ref.delete()
