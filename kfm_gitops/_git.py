@@ -480,3 +480,14 @@ def delete_branch(repo: Repository, branch: str, expected: Oid) -> None:
     if ref is None or ref.target != expected:
         raise ConflictError(f"branch {branch} moved while kfm was deleting it", hint="run the command again")
     ref.delete()
+
+
+def remote_refs(root: Path, remote: str, patterns: Sequence[str]) -> dict[str, str]:
+    """The refs of ``remote`` matching ``patterns``, as `git ls-remote` reads them: ref -> 40 hex."""
+    import subprocess
+
+    done = subprocess.run(["git", "ls-remote", remote, *patterns], cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise KfmError(f"cannot read the refs of {remote}: {done.stderr.strip() or done.returncode}",
+                       hint="check the remote's name and its credentials")
+    return {ref: sha for sha, ref in (line.split("\t", 1) for line in done.stdout.splitlines() if "\t" in line)}

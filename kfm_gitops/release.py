@@ -28,6 +28,7 @@ from kfm_gitops.errors import ConflictError, FindingsError, KfmError
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.gates.model import GATE_NAMES, GateResult, ReleaseContext
 from kfm_gitops.identity import VERSION_ID_RE, check_slug
+from kfm_gitops.store import Store
 from kfm_gitops.versions import (
     FIRST_RELEASE,
     MANIFEST_FILE,
@@ -592,9 +593,45 @@ def history(config: Config, slug: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.splitlines()]
 
 
-def verify_ledger(config: Config, slug: str) -> tuple[str, int, list[Finding]]:
-    """`kfm ledger verify SLUG`: the chain of the ledger the release branch holds."""
+def verify_ledger(config: Config, slug: str) -> tuple[str, int, list[Finding]] | None:
+    """`kfm ledger verify SLUG`: the chain of the ledger the release branch holds (None when the dataset was never
+    published: there is no ledger to verify; a pointer without a ledger is a finding)."""
     repo = _repo(config)
     shown = _ledger_shown(config, slug)
-    n, findings = ledger.verify(ledger_at(config, repo, _head(repo, config.release_branch), slug), shown)
+    release_head = _head(repo, config.release_branch)
+    data = ledger_at(config, repo, release_head, slug)
+    if not data:
+        if pointer_at(config, repo, release_head, slug) is None:
+            return None
+        return shown, 0, [Finding("LEDGER_MISSING", f"{slug} has a published.yaml on {config.release_branch} but no "
+                                  "ledger", Location(shown), hint="run `kfm promote`: it records the promotion")]
+    n, findings = ledger.verify(data, shown)
     return shown, n, findings
+
+
+def remote_refs(config: Config, remote: str) -> dict[str, str]:
+    """What the remote's release branch, aliases and dataset tags point at now (the leases of a push)."""
+    return _git.remote_refs(config.root, remote, [f"refs/heads/{config.release_branch}",
+                                                  f"refs/heads/{config.published_prefix}*", "refs/tags/datasets/*"])
+
+
+def target_check(config: Config, store: Store) -> Callable[[Pointer], None]:
+    """A rollback's target must still verify: every object its manifest names is in the store, whole."""
+
+    def check(pointer: Pointer) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        repo = _repo(config)
+        found = version_at(config, repo, pointer.evidence_commit, pointer.slug, pointer.version_id)
+        if found is None:
+            raise KfmError(f"the evidence commit {pointer.evidence_commit[:12]} has no version {pointer.version_id}")
+        digests = sorted(found[0].digests)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            verdicts = list(pool.map(store.verify, digests))
+        bad = [Finding(v, f"{d} of {pointer.version_id} is {'missing from' if v == 'OBJECT_MISSING' else 'corrupt in'}"
+                       f" {store.url}", None, hint="pull it from the team's store (`kfm store pull`) before rolling "
+                       "back to this version") for d, v in zip(digests, verdicts, strict=True) if v]
+        if bad:
+            raise FindingsError(bad, f"{pointer.version_id} no longer verifies: not rolled back to it")
+
+    return check
