@@ -271,3 +271,28 @@ def test_only_a_published_version_can_be_rolled_back_to(two_versions: tuple[Path
     with pytest.raises(KfmError, match=f"{v1} no longer verifies"):
         rollback(config, SLUG, to=v1, reason="bad", check=broken)
     assert git(root, "show-ref") == before
+
+
+def test_the_exported_catalog_of_what_is_published_opens_in_pystac(
+        two_versions: tuple[Path, str, str], kfm: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pystac
+
+    from test_catalog import stac_validate_all
+
+    root, v1, _ = two_versions
+    out = tmp_path / "site"
+    r = kfm("catalog", "export", str(out), "--base-url", "https://data.example.org/kfm")
+    assert r.code == 0, r.err
+    assert f"  {SLUG} {v1} (evidence commit " in r.out
+    catalog = pystac.Catalog.from_file(str(out / "catalog.json"))
+    [collection] = list(catalog.get_children())
+    items = list(collection.get_items())
+    assert collection.id and len(items) == 5  # the first release: five partitions, March missing
+    hrefs = {item.assets["data"].href for item in items}
+    assert all(h.startswith("https://data.example.org/kfm/sha256/") for h in hrefs)
+    for h in hrefs:  # each URL names an object the store has
+        assert (root / ".kfm" / "objects" / h.removeprefix("https://data.example.org/kfm/")).is_file()
+    stac_validate_all(out / SLUG / "collection.json", monkeypatch)
+    dcat = json.loads((out / "catalog.jsonld").read_text())
+    assert dcat["@graph"][0]["@type"] == "dcat:Catalog" and len(dcat["@graph"][0]["dcat:dataset"]) == 1
+    assert "kfm://artifact/" not in (out / "catalog.jsonld").read_text()
