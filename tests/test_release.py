@@ -276,7 +276,6 @@ def test_only_a_published_version_can_be_rolled_back_to(two_versions: tuple[Path
 def test_the_exported_catalog_of_what_is_published_opens_in_pystac(
         two_versions: tuple[Path, str, str], kfm: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pystac
-
     from test_catalog import stac_validate_all
 
     root, v1, _ = two_versions
