@@ -152,8 +152,8 @@ def run_files(result: ChunkResult, decision: Decision) -> tuple[dict[str, bytes]
     files = {name: json_bytes(doc) for name, doc in ((POLICY_FILE, decision.as_dict()), (QA_FILE, result.qa),
                                                      (QUARANTINE_FILE, result.quarantine)) if doc}
     roles = {POLICY_FILE: "policy_decision", QA_FILE: "qa", QUARANTINE_FILE: "quarantine"}
-    outputs = [{"uri": f"kfm://artifact/{p['digest']}", "digest": p["digest"], "role": f"partition:{p['partition']}"}
-               for p in result.partitions]
+    outputs = [{"uri": f"kfm://artifact/{p['digest']}", "digest": p["digest"], "role": f"partition:{p['partition']}",
+                "size": p["size"]} for p in result.partitions]
     outputs += [{"uri": name, "digest": sha256_digest(data), "role": roles[name]} for name, data in files.items()]
     return files, outputs
 

@@ -46,10 +46,11 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from kfm_gitops.cli import backfill, dataset, plan, policy, raw, repository
+    from kfm_gitops.cli import backfill, dataset, plan, policy, raw, repository, verify, versions
 
     for command in (plan.plan, dataset.dataset, raw.acquire_cmd, raw.raw, raw.store_group, backfill.process_cmd,
-                    backfill.backfill, policy.policy, repository.init_cmd, repository.quickstart_cmd):
+                    backfill.backfill, policy.policy, repository.init_cmd, repository.quickstart_cmd,
+                    versions.versions_cmd, versions.show_cmd, versions.export_cmd, verify.verify_cmd):
         cli.add_command(command)
 
     def add_debug(command: click.Command) -> None:
