@@ -85,6 +85,8 @@ def _failed(exc: KfmError, fmt: str) -> int:
         click.echo(f"kfm: {exc.message}", err=True)
         for f in exc.findings:
             click.echo(f"  {f.text()}", err=True)
+        if exc.hint:
+            click.echo(f"  hint: {exc.hint}", err=True)
         findings = list(exc.findings)
     else:
         click.echo(f"kfm: {exc.diagnostics()}", err=True)
