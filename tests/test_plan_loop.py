@@ -1,6 +1,7 @@
 """The plan-to-run loop as a user meets it: a run of an uncommitted plan is refused before anything is printed,
 naming the files and giving the one git command that commits them (which works as given); a run ends with its
-summary (chunks by state, rows in, out and quarantined by reason, the version, the time)."""
+summary (chunks by state, rows in, out and quarantined by reason, the version, the time); the README shows the
+commit step."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import GIT_ENV, SLUG, Runner, commit_all, gap_plan, git, version_of
+from conftest import GIT_ENV, PROJECT, SLUG, Runner, commit_all, gap_plan, git, version_of
 from kfm_gitops.example import FIRST_PLAN, REDELIVERY, UPSTREAM
 
 
@@ -73,3 +74,9 @@ def test_a_run_ends_with_its_summary(governed: Path, kfm: Runner) -> None:
                          "1 GEOMETRY_OVERPRECISE, 1 OUT_OF_EXTENT, 1 OUT_OF_WINDOW, 3 SCHEMA_INVALID)")
     assert again[-2].startswith("summary: 1 chunk(s): 0 done, 0 empty, 1 reused, 0 failed; version ")
 
+
+def test_the_readme_plan_section_shows_the_commit_step() -> None:
+    readme = (PROJECT / "README.md").read_text()
+    section = readme.split("## A backfill plan, step by step", 1)[1].split("\n## ", 1)[0]
+    assert "$ git add plans/ks_storm_reports/" in section and "git commit" in section
+    assert section.index("git commit") < section.index("kfm backfill run")
