@@ -590,15 +590,19 @@ def export_version(config: Config, version: VersionManifest, store: Store, targe
     if differ:
         raise KfmError(f"{target / differ[0]} exists with other bytes", hint="export into a new or empty folder: "
                        "kfm never overwrites a file")
+    missing = [(k, d) for k, p, d in artifacts if not there[p] and not store.exists(d)]
+    if missing:  # said before anything is written
+        raise KfmError(f"{len(missing)} partition(s) of {version.version_id} are not in the store {store.url} (the "
+                       f"first: {missing[0][0]} {missing[0][1]})", code="OBJECT_MISSING",
+                       hint=pull_hint(store, config.shared_store))
     for key, path, digest in artifacts:
         if there[path]:
             continue
         try:
             atomic_write_stream(target / path, store.iter_bytes(digest, verify=True))
         except StoreError as exc:
-            hint = (pull_hint(store, config.shared_store) if exc.code == "OBJECT_MISSING" else
-                    _processed_hint(origins[key], config.shared_store))
-            raise KfmError(f"partition {key} ({digest}): {exc.message}", code=exc.code, hint=hint) from exc
+            raise KfmError(f"partition {key}: {exc.message}", code=exc.code,
+                           hint=_processed_hint(origins[key], config.shared_store)) from exc
     for name, data in ((CHECKSUMS_FILE, checksums), (SUMS_FILE, sums)):
         if not there[name]:
             atomic_write(target / name, data)

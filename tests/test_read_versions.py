@@ -125,7 +125,7 @@ def test_export_never_overwrites_and_never_leaves_a_corrupt_copy(governed: Path,
     fresh = tmp_path / "fresh"
     r = kfm("export", v2, str(fresh))
     assert r.code == 1
-    assert f"kfm: partition 2023-03 ({digest}): the stored object {digest} is corrupt" in r.err
+    assert f"kfm: partition 2023-03: the stored object {digest} is corrupt" in r.err
     assert f"hint: re-run the chunk that made it: `kfm backfill run {rel} --chunk 2023-03 --force`" in r.err
     assert not (fresh / "processed" / SLUG / "2023-03.parquet").exists()
     assert not [p for p in fresh.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
@@ -153,5 +153,11 @@ def test_a_fresh_clone_is_told_what_to_pull(governed: Path, tmp_path: Path, kfm:
     assert pull in r.out.splitlines()[-1]
     show = kfm("show", v2).out
     assert "        ? rows  not in the store" in show
+    assert show.splitlines()[-1] == r.out.splitlines()[-1]  # the same line says what to pull
+    r = kfm("export", v2, str(tmp_path / "export"))
+    assert r.code == 1
+    assert r.err.splitlines()[0].startswith(f"kfm: 6 partition(s) of {v2} are not in the store {clone}/.kfm/objects "
+                                            "(the first: 2023-01 sha256:")
+    assert pull in r.err and not (tmp_path / "export").exists()  # said before anything is written
     assert kfm("store", "pull", "--from", str(team)).code == 0
     assert "720 rows" in kfm("show", v2).out

@@ -81,6 +81,11 @@ def test_a_flipped_bit_is_a_hash_mismatch_and_an_edited_checksums_file_is_caught
 
 
 def test_before_the_first_version_verify_checks_what_there_is(governed: Path, kfm: Runner) -> None:
+    r = kfm("verify")  # nothing acquired yet: nothing to check is a failure, and says what makes something
+    assert (r.code, r.out.splitlines()) == (1, [
+        "no acquisition manifest to check yet", "no version to check yet",
+        "nothing checked, which is a failure: a backfill run acquires data and makes versions (`kfm backfill run "
+        "PLAN`)"])
     assert kfm("acquire", FIRST_PLAN).code == 0
     r = kfm("verify")
     assert r.code == 0, r.out

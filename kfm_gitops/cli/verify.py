@@ -96,4 +96,7 @@ def verify_cmd(slugs: tuple[str, ...], raw_only: bool, processed_only: bool, job
             emit(report, fmt, words)
         else:  # one step with nothing to check (no version yet) is no failure while the others checked something
             click.echo(f"no {words.what} to check yet")
+    if not everything.checked and len(steps) > 1:
+        click.echo("nothing checked, which is a failure: a backfill run acquires data and makes versions "
+                   "(`kfm backfill run PLAN`)")
     return EXIT_OK if everything.ok else EXIT_FINDINGS

@@ -113,8 +113,6 @@ def versions_cmd(slug: str, store_url: str | None, fmt: str) -> int:
 
 
 def _print_versions(cfg: Config, store: Store, slug: str, views: list[VersionView], published: str) -> None:
-    from kfm_gitops.store import pull_hint
-
     now = (f"{cfg.release_branch} publishes {published}" if published else
            f"nothing is published on {cfg.release_branch} yet")
     click.echo(f"{slug}: {len(views)} version(s); {now}")
@@ -129,8 +127,13 @@ def _print_versions(cfg: Config, store: Store, slug: str, views: list[VersionVie
         cells = [c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
         click.echo(("  " + "  ".join(cells)).rstrip())
     if any(v.rows is None for v in views):
-        click.echo(f"rows ?: an artifact is not readable in the store {store.url}; "
-                   + pull_hint(store, cfg.shared_store))
+        _unreadable(cfg, store)
+
+
+def _unreadable(cfg: Config, store: Store) -> None:
+    from kfm_gitops.store import pull_hint
+
+    click.echo(f"rows ?: an artifact is not readable in the store {store.url}; {pull_hint(store, cfg.shared_store)}")
 
 
 @click.command("show", short_help="Describe a version: partitions, quarantine, gaps")
@@ -151,6 +154,8 @@ def show_cmd(version_arg: str, store_url: str | None, fmt: str) -> int:
         click.echo(json.dumps(_view_json(view), indent=2))
         return EXIT_OK
     _print_show(cfg, view, store.url)
+    if view.rows is None:
+        _unreadable(cfg, store)
     return EXIT_OK
 
 
