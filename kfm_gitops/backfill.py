@@ -178,7 +178,7 @@ def run_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, sto
         findings=run.findings,
         chunk={"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
         plan=os.path.relpath(plan.path.resolve(), config.root.resolve()), decision_id=decision.decision_id,
-        obligations_applied=result.obligations_applied,
+        obligations_applied=result.obligations_applied, transforms_applied=result.transforms_applied,
     )
     folder, digest = write_run(config.root, contract.slug, rid, {RECEIPT_FILE: receipt.bytes, **files})
     run.run_folder, run.receipt_digest = folder, digest
@@ -465,7 +465,7 @@ def process_acquired(config: Config, plan: Plan, key: str, store: Store) -> tupl
                                                           "policies": decision.bundle_digest})),
             findings=result.findings, chunk={"key": key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)},
             plan=os.path.relpath(plan.path.resolve(), config.root.resolve()), decision_id=decision.decision_id,
-            obligations_applied=result.obligations_applied,
+            obligations_applied=result.obligations_applied, transforms_applied=result.transforms_applied,
         )
         folder, _ = write_run(config.root, plan.slug, rid, {RECEIPT_FILE: receipt.bytes, **files})
     return result, folder

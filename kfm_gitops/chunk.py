@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 from kfm_gitops.dataset import Contract
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.materialize import MEDIA_TYPE, PartitionWriter, drop_rows, store_artifact
-from kfm_gitops.normalize import REASONS, Normalized, Normalizer, read_batches
+from kfm_gitops.normalize import OK, Normalized, Normalizer, mark
 from kfm_gitops.periods import Period
 from kfm_gitops.qa import QA, partition_start_column, window_mask
+from kfm_gitops.sources import read_batches
 from kfm_gitops.store import Store
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 QUARANTINE_LISTED = 1000  # records listed in quarantine.json; all of them are in the store object
 # Findings that keep a whole chunk out of PROCESSED.
+DUPLICATE_DETAIL = "an earlier row has the same id"
 WHOLE_CHUNK_CODES = ("SOURCE_UNREADABLE", "COLUMN_MISSING", "HASH_MISMATCH", "OBJECT_MISSING")
 
 
@@ -47,6 +49,7 @@ class ChunkResult:
     findings: list[Finding] = field(default_factory=list)
     inputs: list[dict[str, str]] = field(default_factory=list)
     obligations_applied: list[dict[str, Any]] = field(default_factory=list)
+    transforms_applied: list[dict[str, Any]] = field(default_factory=list)  # the pipeline's, with evidence
 
     @property
     def quarantined_whole(self) -> bool:
@@ -183,7 +186,8 @@ class _ChunkRun:
         axis = self.part["axis"]
         self.time_col: str = self.axes["valid_time"]["start_column"] if axis == "valid_time" else \
             self.axes[axis]["column"]
-        self.qa = QA([c["name"] for c in dataset["schema"]["columns"]])
+        self.qa = QA([c["name"] for c in dataset["schema"]["columns"]], self.norm.causes)
+        self.out_of_window = self.norm.causes.code("OUT_OF_WINDOW", self.time_col, f"outside the chunk {chunk.key}")
         self.out_schema = obl.output_schema(self.norm.schema())
         self.fmt: str = pipeline["source"]["format"]
         self.options = dict(pipeline["source"].get("options", {}))
@@ -230,46 +234,59 @@ class _ChunkRun:
         import numpy as np
         import pyarrow as pa
 
-        reasons = n.reasons
+        codes = n.causes
+        at = self.partition_index(n.table)
         outside = window_mask(n.table, self.time_axis, self.axes, self.chunk.start, self.chunk.end,
                               self.part["timezone"])
-        reasons[(reasons == 0) & outside] = REASONS.index("OUT_OF_WINDOW") + 1
-        accepted = n.table.filter(pa.array(reasons == 0))
-        self.qa.add(n.table, reasons, self.id_col, accepted)
-        bad = np.nonzero(reasons)[0]
-        if len(bad):
-            self.quarantine_rows(n, bad)
-        if accepted.num_rows:
-            self.place(accepted)
+        mark(codes, outside, self.out_of_window)
+        # A valid_time interval that overlaps the chunk but starts in another chunk's partitions belongs there.
+        elsewhere = (codes == OK) & ((at < 0) | (at >= len(self.parts)))
+        owned = ~elsewhere
+        self.qa.elsewhere += int(elsewhere.sum())
+        if elsewhere.any():
+            keep = pa.array(owned)
+            n = Normalized(n.table.filter(keep), codes[owned], n.raw.filter(keep), n.source, n.first_row,
+                           {k: v[owned] for k, v in n.absent.items()}, np.nonzero(owned)[0] + n.first_row)
+            codes, at = n.causes, at[owned]
+        good = codes == OK
+        self.qa.add(n.table.column(self.id_col), codes, n.absent, int(good.sum()))
+        if not good.all():
+            self.quarantine_rows(n, np.nonzero(~good)[0])
+        if good.any():
+            self.place(n.table.filter(pa.array(good)), at[good])
+
+    def partition_index(self, table: pa.Table) -> np.ndarray:
+        """For each row, the index of its partition among the chunk's (-1 or past the end: another chunk's; a row
+        without a time gets -1)."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        starts = pc.cast(pc.cast(partition_start_column(table, self.part["axis"], self.axes, self.part["timezone"]),
+                                 pa.timestamp("us")), pa.int64())
+        values = np.asarray(pc.fill_null(starts, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False))
+        return np.asarray(np.searchsorted(self.bounds, values, side="right") - 1, dtype=np.int64)
 
     def quarantine_rows(self, n: Normalized, bad: np.ndarray) -> None:
         import pyarrow as pa
 
         rows = n.raw.take(pa.array(bad)).to_pylist()
         ids = n.table.column(self.id_col).take(pa.array(bad)).to_pylist()
+        causes = self.norm.causes
         for i, row, rid in zip(bad, rows, ids, strict=True):
-            self.quarantined.append({"source": n.source, "row": int(n.first_row + i),
-                                     "id": None if rid is None else str(rid),
-                                     "reason": REASONS[int(n.reasons[i]) - 1],
+            cause = causes[int(n.causes[i])]
+            self.quarantined.append({"source": n.source, "row": int(n.row_number(int(i))),
+                                     "id": None if rid is None else str(rid), "reason": cause.reason,
+                                     "column": cause.column, "detail": cause.detail,
                                      "row_hash": row_hash(list(row.values()))})
-        self.q_rows.append(pa.Table.from_pylist([{k: (None if v is None else str(v)) for k, v in r.items()}
-                                                 for r in rows]))
+        table = pa.Table.from_pylist([{k: (None if v is None else str(v)) for k, v in r.items()} for r in rows])
+        self.q_rows.append(table)
 
-    def place(self, accepted: pa.Table) -> None:
+    def place(self, accepted: pa.Table, at: np.ndarray) -> None:
         """Accepted rows to the partition where their instant falls among the chunk's partition boundaries."""
         import numpy as np
         import pyarrow as pa
-        import pyarrow.compute as pc
 
-        starts = pc.cast(pc.cast(partition_start_column(accepted, self.part["axis"], self.axes,
-                                                        self.part["timezone"]), pa.timestamp("us")), pa.int64())
-        at = np.searchsorted(self.bounds, starts.to_numpy(zero_copy_only=False), side="right") - 1
-        elsewhere = (at < 0) | (at >= len(self.parts))
-        if elsewhere.any():  # a valid_time interval that starts in another chunk belongs there
-            self.qa.elsewhere += int(elsewhere.sum())
-            self.qa.accepted -= int(elsewhere.sum())
-            keep = ~elsewhere
-            accepted, at = accepted.filter(pa.array(keep)), at[keep]
         for p_index in np.unique(at):
             key = self.parts[int(p_index)].key
             if key not in self.writers:
@@ -302,16 +319,17 @@ class _ChunkRun:
         import numpy as np
 
         metas = {key: w.close() for key, w in self.writers.items()}
+        self.duplicate = self.norm.causes.code("DUPLICATE_ID", self.id_col, DUPLICATE_DETAIL)
         folder = self.work / "partitions"
         for key, rows in duplicate_rows(folder, sorted(k for k in metas if metas[k]["rows"]), self.id_col,
                                         self.work).items():
             drop = np.zeros(metas[key]["rows"], dtype=bool)
             drop[[r for r, _ in rows]] = True
-            self.qa.move(REASONS.index("DUPLICATE_ID") + 1, len(rows))
+            self.qa.move(self.duplicate, len(rows))
             for _, row_id in rows:
                 self.qa.samples.setdefault("DUPLICATE_ID", []).append(row_id)
                 self.quarantined.append({"source": None, "row": None, "id": row_id, "reason": "DUPLICATE_ID",
-                                         "row_hash": None})
+                                         "column": self.id_col, "detail": DUPLICATE_DETAIL, "row_hash": None})
             metas[key] = self._rewrite(key, drop)
         if self.obl.min_count is not None:
             import pyarrow.parquet as pq
@@ -343,10 +361,13 @@ class _ChunkRun:
         whole = result.qa["status"] == "fail" or any(f.code in WHOLE_CHUNK_CODES for f in result.findings)
         result.quarantine = self.quarantine_record(whole)
         if whole:
+            top = self.qa.top()
             result.findings.append(Finding(
                 "QA_THRESHOLD", f"chunk {chunk.key} is quarantined whole: "
-                + "; ".join(result.qa["threshold_failures"] or ["an input could not be read"]),
+                + "; ".join(result.qa["threshold_failures"] or ["an input could not be read"])
+                + (f"; top reasons: {', '.join(top)}" if top else ""),
                 None, hint="fix the data or shrink the window; nothing of it is published"))
+        result.transforms_applied = self.norm.evidence()
 
     def quarantine_record(self, whole: bool) -> dict[str, Any]:
         rows_digest = None

@@ -193,7 +193,15 @@ def check_pipeline(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[
                                         UTC))
             except TemplateError as exc:
                 out.append(Finding("PIPELINE_TEMPLATE", str(exc), doc.locate(("connector", "params", key))))
-    src = d["source"]
+    out.extend(_source_checks(doc, dataset))
+    out.extend(_transform_checks(doc, dataset))
+    return out
+
+
+def _source_checks(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[Finding]:
+    """The source's geometry and CRS against the contract: a Z the contract cannot hold, a 3-D contract fed 2-D."""
+    src = doc.data["source"]
+    out: list[Finding] = []
     geom = src.get("geometry")
     if src["format"] == "csv" and geom is None:
         out.append(Finding("PIPELINE_GEOMETRY", "a CSV source needs source.geometry (from: xy or wkt)",
@@ -204,15 +212,45 @@ def check_pipeline(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[
             if k not in geom:
                 out.append(Finding("PIPELINE_GEOMETRY", f"source.geometry from {geom['from']} needs '{k}'",
                                    doc.locate(("source", "geometry"), key=True)))
-    if dataset is not None and "crs" in src and src["crs"] != dataset.data["extent"]["crs"]:
+        if "z" in geom and geom["from"] != "xy":
+            out.append(Finding("PIPELINE_GEOMETRY", f"source.geometry from {geom['from']} takes Z from the geometry "
+                               "itself; 'z' names a column for from: xy only", doc.locate(("source", "geometry", "z"))))
+    if dataset is None:
+        return out
+    types = dataset.data["schema"]["geometry"]["types"]
+    flat = any(t["op"] == "force_2d" for t in doc.data.get("transforms", []))
+    if geom is not None and geom["from"] == "xy" and "z" in geom and not flat and not any(" Z" in t for t in types):
+        out.append(Finding("PIPELINE_GEOMETRY", f"source.geometry.z gives points a Z, but the contract declares "
+                           f"{', '.join(types)}: every row would be refused", doc.locate(("source", "geometry", "z")),
+                           hint="declare Point Z in dataset.yaml (schema.geometry.types), or drop z"))
+    if geom is not None and geom["from"] == "xy" and "z" not in geom and all(" Z" in t for t in types):
+        out.append(Finding("PIPELINE_GEOMETRY", f"the contract declares {', '.join(types)} only, but "
+                           "source.geometry names no z column: every row would be refused",
+                           doc.locate(("source", "geometry"), key=True), hint="name the z column, or declare Point"))
+    if "crs" in src and src["crs"] != dataset.data["extent"]["crs"]:
         out.append(Finding("PIPELINE_CRS", f"the source is in {src['crs']}, the contract publishes "
                            f"{dataset.data['extent']['crs']}; kfm does not reproject",
                            doc.locate(("source", "crs")), hint="deliver the source in the contract's CRS"))
-    for i, t in enumerate(d.get("transforms", [])):
-        need_key = "names" if t["op"] == "drop" else "columns"
-        if need_key not in t:
+    return out
+
+
+def _transform_checks(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[Finding]:
+    out: list[Finding] = []
+    needs = {"rename": "columns", "drop": "names", "cast": "columns", "force_2d": None}
+    for i, t in enumerate(doc.data.get("transforms", [])):
+        need_key = needs[t["op"]]
+        if need_key is not None and need_key not in t:
             out.append(Finding("PIPELINE_TRANSFORM", f"transform {t['op']} needs '{need_key}'",
                                doc.locate(("transforms", i))))
+        for key in sorted({"columns", "names"} - {need_key} & set(t)):
+            out.append(Finding("PIPELINE_TRANSFORM", f"transform {t['op']} takes no '{key}'",
+                               doc.locate(("transforms", i, key), key=True)))
+        if t["op"] == "force_2d" and dataset is not None:
+            three_d = [x for x in dataset.data["schema"]["geometry"]["types"] if x.endswith(" Z")]
+            if three_d:
+                out.append(Finding("PIPELINE_TRANSFORM", f"force_2d drops every Z, but the contract declares "
+                                   f"{', '.join(three_d)}", doc.locate(("transforms", i, "op")),
+                                   hint="remove force_2d to keep Z, or declare the 2-D types only"))
     return out
 
 

@@ -133,7 +133,7 @@ def make_receipt(*, root: Path, rid: str, slug: str, actor: Mapping[str, str], o
                  chunk: Mapping[str, str] | None = None, dataset_version_id: str | None = None,
                  plan: str | None = None, decision_id: str | None = None,
                  obligations_applied: Sequence[Mapping[str, Any]] = (), created_at: datetime | None = None,
-                 ) -> Receipt:
+                 transforms_applied: Sequence[Mapping[str, Any]] = ()) -> Receipt:
     from kfm_gitops.errors import InternalError
     from kfm_gitops.periods import iso_utc
     from kfm_gitops.schema import validate_data
@@ -161,6 +161,8 @@ def make_receipt(*, root: Path, rid: str, slug: str, actor: Mapping[str, str], o
         data["dataset_version_id"] = dataset_version_id
     if plan is not None:
         data["plan"] = plan
+    if transforms_applied:
+        data["transforms_applied"] = [dict(t) for t in transforms_applied]
     problems = validate_data(data, "receipt")
     if problems:
         raise InternalError(f"kfm made a receipt that fails its own schema: {problems[0]}")

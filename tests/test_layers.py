@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kfm_gitops"
 
 FOUNDATIONS = {"errors", "findings", "config", "_yaml", "_git", "identity", "store", "receipts", "policy"}
 # The flow, in order; modules of one step may not import each other's later steps.
-FLOW = [{"plan", "dataset", "repository", "example"}, {"connectors", "acquire"}, {"normalize", "qa", "obligations"},
+FLOW = [{"plan", "dataset", "repository", "example"}, {"connectors", "acquire"},
+        {"sources", "geometry", "normalize", "qa", "obligations"},
         {"materialize"}, {"chunk"}, {"backfill"}, {"quickstart"}, {"cli"}]
 
 
