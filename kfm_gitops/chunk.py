@@ -24,7 +24,7 @@ from kfm_gitops.materialize import MEDIA_TYPE, PartitionWriter, drop_rows, store
 from kfm_gitops.normalize import OK, Normalized, Normalizer, mark
 from kfm_gitops.periods import Period
 from kfm_gitops.qa import QA, partition_start_column, window_mask
-from kfm_gitops.sources import read_batches
+from kfm_gitops.sources import FEATURE_ID, SourceError, read_batches
 from kfm_gitops.store import Store
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ def _describe(exc: BaseException) -> str:
     receipt is committed."""
     import re
 
+    if isinstance(exc, SourceError):
+        return str(exc)
     text = str(exc)
     m = re.match(r"(CSV parse error: [^:]*?(?:got \d+ columns?)?)(?::|$)", text)
     if m:
@@ -191,6 +193,7 @@ class _ChunkRun:
         self.out_schema = obl.output_schema(self.norm.schema())
         self.fmt: str = pipeline["source"]["format"]
         self.options = dict(pipeline["source"].get("options", {}))
+        self.nested: str = pipeline["source"].get("nested", "json")
         self.parts = periods(chunk.start, chunk.end, self.part["mode"],  # type: ignore[arg-type]
                              get_zone(self.part["timezone"]))
         self.bounds = np.array([epoch_us(p.start) for p in self.parts] + [epoch_us(chunk.end)], dtype=np.int64)
@@ -221,11 +224,14 @@ class _ChunkRun:
         path = _local(store, obj["digest"], self.work)
         first = 1
         try:
-            for raw in read_batches(path, self.fmt, self.options):
+            for raw in read_batches(path, self.fmt, self.options, self.nested):
                 self.take_batch(self.norm.normalize(raw, obj["name"], first))
                 first += raw.num_rows
         except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
-            result.findings.append(Finding("SOURCE_UNREADABLE", f"{obj['name']}: {_describe(exc)}",
+            said = _describe(exc)
+            joined = f"{obj['name']} {said}" if said.startswith(("is ", "holds ", "ends ", "has ")) else \
+                f"{obj['name']}: {said}"
+            result.findings.append(Finding("SOURCE_UNREADABLE", joined,
                                            Location(f"kfm://artifact/{obj['digest']}"),
                                            hint="the chunk is quarantined whole; fix the upstream file"))
 
@@ -353,7 +359,7 @@ class _ChunkRun:
         for source, missing in sorted(self.norm.missing_columns.items()):
             result.findings.append(Finding("COLUMN_MISSING", f"chunk {chunk.key}: {source} has no column "
                                            + ", ".join(sorted(missing)) + " that the contract declares",
-                                           None, hint="fix the upstream delivery, or map it with a rename transform"))
+                                           None, hint=self.missing_hint(source, sorted(missing))))
         if self.qa.elsewhere:
             result.findings.append(Finding("OTHER_CHUNK", f"{self.qa.elsewhere} row(s) start in another chunk's "
                                            "partitions and are left to it", None, severity="warning"))
@@ -368,6 +374,25 @@ class _ChunkRun:
                 + (f"; top reasons: {', '.join(top)}" if top else ""),
                 None, hint="fix the data or shrink the window; nothing of it is published"))
         result.transforms_applied = self.norm.evidence()
+
+    def missing_hint(self, source: str, missing: list[str]) -> str:
+        """How to map a missing column: a rename from the source column it most resembles (a Feature's id is the
+        source column $id)."""
+        import difflib
+
+        have = [c for c in self.norm.source_columns.get(source, []) if c not in missing]
+        if self.fmt in ("geojson", "ndjson") and FEATURE_ID not in have:
+            have.append(FEATURE_ID)
+        pairs = []
+        for name in missing:
+            close = [FEATURE_ID] if name == self.id_col and FEATURE_ID in have else \
+                difflib.get_close_matches(name, have, n=1, cutoff=0.5)
+            if close:
+                pairs.append(f"{json.dumps(close[0])}: {name}")
+        mapping = ", ".join(pairs) or f"<source column>: {missing[0]}"
+        tail = "; a Feature's id is the source column $id" if self.fmt in ("geojson", "ndjson") else ""
+        return f"fix the upstream delivery, or rename a source column to it (transforms: [{{op: rename, columns: " \
+            f"{{{mapping}}}}}]){tail}"
 
     def quarantine_record(self, whole: bool) -> dict[str, Any]:
         rows_digest = None

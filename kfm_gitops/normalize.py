@@ -257,6 +257,7 @@ class Normalizer:
         self.flattened = 0  # rows whose Z force_2d dropped
         self.geo_from: dict[str, Any] = dict(self.source.get("geometry") or {"from": "geojson"})
         self.missing_columns: dict[str, set[str]] = {}  # source object -> contract columns it lacks
+        self.source_columns: dict[str, list[str]] = {}  # source object -> its column names, as read
         self.causes = causes if causes is not None else Causes()
         # A row without the time that places it in a partition cannot be published anywhere.
         part_axis = dataset["partitioning"]["axis"]
@@ -292,6 +293,7 @@ class Normalizer:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        self.source_columns.setdefault(source, list(raw.column_names))
         raw = self._transform(raw)
         n = raw.num_rows
         codes = np.zeros(n, dtype=np.int32)

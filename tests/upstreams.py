@@ -90,7 +90,7 @@ def make_repository(root: Path, slug: str, dataset: str, pipeline: str, upstream
     return plan_path(slug)
 
 
-def feature(fid: str | None, coords: list[float], **props: Any) -> dict[str, Any]:
+def feature(fid: str | int | None, coords: list[float], **props: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "Feature", "geometry": {"type": "Point", "coordinates": coords},
                            "properties": props}
     if fid is not None:
