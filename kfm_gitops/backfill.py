@@ -140,7 +140,7 @@ def process_in_staging(config: Config, plan: Plan, contract: Contract, manifest:
     try:
         return process_chunk(contract, manifest, chunk, store, work, plan.time_axis,
                              obligations=list(plan.obligations),
-                             denied=None if decision.allow else list(decision.deny))
+                             denied=None if decision.allow else list(decision.deny), plan_chunks=plan.chunks())
     finally:
         clean(work)
 

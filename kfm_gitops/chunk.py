@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from kfm_gitops.obligations import Obligations
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NO_TIME = -(2**63)  # a row without a partition instant
 QUARANTINE_LISTED = 1000  # records listed in quarantine.json; all of them are in the store object
 # Findings that keep a whole chunk out of PROCESSED.
 DUPLICATE_DETAIL = "an earlier row has the same id"
@@ -137,15 +139,17 @@ def _refuse_early(result: ChunkResult, contract: Contract, chunk: Period, denied
 
 def process_chunk(contract: Contract, manifest: dict[str, Any], chunk: Period, store: Store, work: Path,
                   time_axis: str, obligations: list[dict[str, Any]] | None = None,
-                  denied: list[str] | None = None) -> ChunkResult:
+                  denied: list[str] | None = None, plan_chunks: Sequence[Period] | None = None) -> ChunkResult:
     """Run one chunk; ``work`` is a private scratch folder (removed by the caller). ``denied``: the processing
-    policy's deny codes (the chunk is then quarantined whole, unread)."""
+    policy's deny codes (the chunk is then quarantined whole, unread). ``plan_chunks``: every chunk of the plan
+    (default: this one alone); rows of a shared file that another of them reads are left to it."""
     work.mkdir(parents=True, exist_ok=True)
     result = ChunkResult(chunk.key)
     obl = _refuse_early(result, contract, chunk, denied, obligations)
     if obl is None:
         return result
-    run = _ChunkRun(contract, chunk, store, work, time_axis, obl, result)
+    placement = Placement.of(contract, chunk, plan_chunks or [chunk])
+    run = _ChunkRun(contract, chunk, store, work, placement, obl, result, time_axis)
     try:
         for obj in sorted(manifest["objects"], key=lambda o: o["name"]):
             run.read_object(obj)
@@ -167,19 +171,79 @@ def _store_partitions(result: ChunkResult, store: Store, work: Path, metas: dict
         result.partitions.append({**meta, "digest": digest, "size": size, "media_type": MEDIA_TYPE})
 
 
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a row belongs: this chunk among the plan's chunks (contiguous, in order), and, for each object, which
+    of them read it. A row is owned by the chunk whose window holds its partition instant when that chunk reads the
+    object; otherwise (outside the plan, another chunk that does not read the file, no time) by the first chunk
+    that reads it. Each row of a shared file is thus published or quarantined by exactly one chunk of the plan."""
+
+    chunks: tuple[Period, ...]
+    me: int
+    bounds: np.ndarray  # the chunks' starts and the last one's end, in microseconds since 1970
+    connector: str
+    params: dict[str, Any]
+    zone: str
+
+    @classmethod
+    def of(cls, contract: Contract, chunk: Period, plan_chunks: Sequence[Period]) -> Placement:
+        import numpy as np
+
+        chunks = tuple(plan_chunks)
+        keys = [c.key for c in chunks]
+        me = keys.index(chunk.key) if chunk.key in keys else 0
+        if chunk.key not in keys:
+            chunks, me = (chunk,), 0
+        bounds = np.array([epoch_us(c.start) for c in chunks] + [epoch_us(chunks[-1].end)], dtype=np.int64)
+        pipeline = contract.pipeline.data
+        return cls(chunks, me, bounds, pipeline["connector"]["type"], dict(pipeline["connector"]["params"]),
+                   contract.partitioning["timezone"])
+
+    def readers(self, name: str) -> np.ndarray:
+        """For each chunk of the plan, whether it reads the object ``name`` (this chunk does; a connector that
+        cannot say leaves every row to this chunk)."""
+        import numpy as np
+
+        out = np.zeros(len(self.chunks), dtype=bool)
+        out[self.me] = True
+        if len(self.chunks) == 1 or not name:
+            return out
+        from kfm_gitops.connectors import Window, readers
+        from kfm_gitops.periods import get_zone
+
+        zone = get_zone(self.zone)
+        found = readers(self.connector, self.params, [Window(c.key, c.start, c.end, zone) for c in self.chunks], name)
+        if found is not None:
+            out |= np.array(found, dtype=bool)
+        return out
+
+    def owners(self, instants: np.ndarray, readers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's owning chunk (an index into ``chunks``), and the chunk its instant falls in (-1 or past the
+        end: outside the plan)."""
+        import numpy as np
+
+        at = np.searchsorted(self.bounds, instants, side="right") - 1
+        inside = (at >= 0) & (at < len(self.chunks)) & (instants != NO_TIME)
+        at = np.where(inside, at, -1)
+        first = int(np.argmax(readers))
+        owner = np.where(inside & readers[np.clip(at, 0, len(self.chunks) - 1)], at, first)
+        return owner, at
+
+
 class _ChunkRun:
     """The state of one chunk while its objects are read: the normaliser, the QA counts, the partition writers
     and the quarantine, with a writer thread and a verifier thread beside the reading one."""
 
-    def __init__(self, contract: Contract, chunk: Period, store: Store, work: Path, time_axis: str,
-                 obl: Obligations, result: ChunkResult) -> None:
+    def __init__(self, contract: Contract, chunk: Period, store: Store, work: Path, placement: Placement,
+                 obl: Obligations, result: ChunkResult, time_axis: str) -> None:
         import numpy as np
 
         from kfm_gitops.periods import get_zone, periods
 
         dataset, pipeline = contract.dataset.data, contract.pipeline.data
-        self.contract, self.chunk, self.store, self.work, self.time_axis = contract, chunk, store, work, time_axis
-        self.obl, self.result = obl, result
+        self.contract, self.chunk, self.store, self.work = contract, chunk, store, work
+        self.placement, self.obl, self.result, self.time_axis = placement, obl, result, time_axis
+        self.readers = placement.readers("")
         self.norm = Normalizer(dataset, pipeline)
         self.part = contract.partitioning
         self.axes = contract.time_axes
@@ -189,7 +253,9 @@ class _ChunkRun:
         self.time_col: str = self.axes["valid_time"]["start_column"] if axis == "valid_time" else \
             self.axes[axis]["column"]
         self.qa = QA([c["name"] for c in dataset["schema"]["columns"]], self.norm.causes)
-        self.out_of_window = self.norm.causes.code("OUT_OF_WINDOW", self.time_col, f"outside the chunk {chunk.key}")
+        self.out_of_plan = self.norm.causes.code("OUT_OF_WINDOW", self.time_col, "outside the plan's window")
+        self.unread = self.norm.causes.code("OUT_OF_WINDOW", self.time_col, "in another chunk of the plan, which does "
+                                            "not read this file")
         self.out_schema = obl.output_schema(self.norm.schema())
         self.fmt: str = pipeline["source"]["format"]
         self.options = dict(pipeline["source"].get("options", {}))
@@ -222,6 +288,7 @@ class _ChunkRun:
             # verdict is in (a remote object is verified as it is downloaded).
             self.checks.append((obj, self.verify_pool.submit(store.verify, obj["digest"])))
         path = _local(store, obj["digest"], self.work)
+        self.readers = self.placement.readers(obj["name"])
         first = 1
         try:
             for raw in read_batches(path, self.fmt, self.options, self.nested):
@@ -236,42 +303,47 @@ class _ChunkRun:
                                            hint="the chunk is quarantined whole; fix the upstream file"))
 
     def take_batch(self, n: Normalized) -> None:
-        """One normalised batch: window checks, QA counts, quarantine, and the accepted rows to their partitions."""
+        """One normalised batch: the rows this chunk owns (the others are left to the chunk of the plan that owns
+        them), window checks, QA counts, quarantine, and the accepted rows to their partitions."""
         import numpy as np
         import pyarrow as pa
 
+        instants = self.instants(n.table)
+        owner, plan_at = self.placement.owners(instants, self.readers)
+        owned = owner == self.placement.me
         codes = n.causes
-        at = self.partition_index(n.table)
-        outside = window_mask(n.table, self.time_axis, self.axes, self.chunk.start, self.chunk.end,
-                              self.part["timezone"])
-        mark(codes, outside, self.out_of_window)
-        # A valid_time interval that overlaps the chunk but starts in another chunk's partitions belongs there.
-        elsewhere = (codes == OK) & ((at < 0) | (at >= len(self.parts)))
-        owned = ~elsewhere
-        self.qa.elsewhere += int(elsewhere.sum())
-        if elsewhere.any():
+        in_plan = (plan_at >= 0) & (plan_at < len(self.placement.chunks))
+        mark(codes, owned & ~in_plan, self.out_of_plan)
+        mark(codes, owned & in_plan & (plan_at != self.placement.me), self.unread)
+        if self.time_axis != self.part["axis"]:  # the plan's window is on another axis than the partitions'
+            chunks = self.placement.chunks
+            outside = window_mask(n.table, self.time_axis, self.axes, chunks[0].start, chunks[-1].end,
+                                  self.part["timezone"])
+            mark(codes, owned & outside, self.out_of_plan)
+        self.qa.elsewhere += int((~owned).sum())
+        if not owned.all():
             keep = pa.array(owned)
             n = Normalized(n.table.filter(keep), codes[owned], n.raw.filter(keep), n.source, n.first_row,
                            {k: v[owned] for k, v in n.absent.items()}, np.nonzero(owned)[0] + n.first_row)
-            codes, at = n.causes, at[owned]
+            codes, instants = n.causes, instants[owned]
         good = codes == OK
         self.qa.add(n.table.column(self.id_col), codes, n.absent, int(good.sum()))
         if not good.all():
             self.quarantine_rows(n, np.nonzero(~good)[0])
         if good.any():
-            self.place(n.table.filter(pa.array(good)), at[good])
+            at = np.searchsorted(self.bounds, instants[good], side="right") - 1
+            self.place(n.table.filter(pa.array(good)), at)
 
-    def partition_index(self, table: pa.Table) -> np.ndarray:
-        """For each row, the index of its partition among the chunk's (-1 or past the end: another chunk's; a row
-        without a time gets -1)."""
+    def instants(self, table: pa.Table) -> np.ndarray:
+        """Each row's partition instant (its time, or the start of its valid_time interval) in microseconds since
+        1970; the smallest int64 where it has none."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
         starts = pc.cast(pc.cast(partition_start_column(table, self.part["axis"], self.axes, self.part["timezone"]),
                                  pa.timestamp("us")), pa.int64())
-        values = np.asarray(pc.fill_null(starts, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False))
-        return np.asarray(np.searchsorted(self.bounds, values, side="right") - 1, dtype=np.int64)
+        return np.asarray(pc.fill_null(starts, NO_TIME).to_numpy(zero_copy_only=False), dtype=np.int64)
 
     def quarantine_rows(self, n: Normalized, bad: np.ndarray) -> None:
         import pyarrow as pa
@@ -360,9 +432,6 @@ class _ChunkRun:
             result.findings.append(Finding("COLUMN_MISSING", f"chunk {chunk.key}: {source} has no column "
                                            + ", ".join(sorted(missing)) + " that the contract declares",
                                            None, hint=self.missing_hint(source, sorted(missing))))
-        if self.qa.elsewhere:
-            result.findings.append(Finding("OTHER_CHUNK", f"{self.qa.elsewhere} row(s) start in another chunk's "
-                                           "partitions and are left to it", None, severity="warning"))
         result.qa = self.qa.report(dict(self.contract.dataset.data.get("qa", {})), self.contract.slug, chunk.key)
         whole = result.qa["status"] == "fail" or any(f.code in WHOLE_CHUNK_CODES for f in result.findings)
         result.quarantine = self.quarantine_record(whole)
