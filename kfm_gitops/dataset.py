@@ -13,6 +13,7 @@ from typing import Any
 from kfm_gitops import _yaml, schema
 from kfm_gitops._fs import display_path
 from kfm_gitops.config import Config, Vocabularies
+from kfm_gitops.encodings import ENCODINGS_OF
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.identity import spec_hash
 from kfm_gitops.periods import PeriodError, get_zone
@@ -77,38 +78,10 @@ def check_dataset(doc: _yaml.Document, vocab: Vocabularies, folder_slug: str | N
         out.append(Finding("DATASET_SLUG_MISMATCH",
                            f"slug {d['slug']!r} differs from its folder datasets/{folder_slug}/",
                            doc.locate(("slug",)), hint="rename the folder or fix the slug"))
-    columns = d["schema"]["columns"]
-    names = [c["name"] for c in columns]
-    types = {c["name"]: c["type"] for c in columns}
-    for i, c in enumerate(columns):
-        if names.index(c["name"]) != i:
-            out.append(Finding("DATASET_DUPLICATE_COLUMN", f"column {c['name']!r} is declared twice",
-                               doc.locate(("schema", "columns", i, "name"))))
-    id_col = d["schema"]["id_column"]
-    if id_col not in types:
-        out.append(Finding("DATASET_UNKNOWN_COLUMN", f"id_column {id_col!r} is not a declared column",
-                           doc.locate(("schema", "id_column")), hint=f"declared: {', '.join(names)}"))
-    geom = d["schema"]["geometry"]["column"]
-    if geom in types:
-        out.append(Finding("DATASET_GEOMETRY_COLUMN",
-                           f"geometry column {geom!r} must not also be an attribute column",
-                           doc.locate(("schema", "geometry", "column"))))
+    types = {c["name"]: c["type"] for c in d["schema"]["columns"]}
+    out.extend(_column_checks(doc))
+    out.extend(_axis_checks(doc, vocab, types))
     axes = d["time_axes"]
-    for axis, spec in axes.items():
-        if axis not in vocab.time_axes:
-            out.append(Finding("DATASET_UNKNOWN_TIME_AXIS", f"time axis {axis!r} is not in the vocabulary",
-                               doc.locate(("time_axes", axis), key=True),
-                               hint=f"known axes: {', '.join(vocab.time_axes)}"))
-        cols = ([("start_column", spec["start_column"]), ("end_column", spec["end_column"])]
-                if axis == "valid_time" else [("column", spec["column"])])
-        for field_name, col in cols:
-            if col not in types:
-                out.append(Finding("DATASET_UNKNOWN_COLUMN", f"time axis {axis} names column {col!r}, "
-                                   "which is not declared", doc.locate(("time_axes", axis, field_name))))
-            elif types[col] not in TIME_COLUMN_TYPES:
-                out.append(Finding("DATASET_TIME_COLUMN_TYPE",
-                                   f"time axis {axis} column {col!r} is {types[col]}, not timestamp or date",
-                                   doc.locate(("time_axes", axis, field_name))))
     part = d["partitioning"]
     if part["axis"] not in axes:
         out.append(Finding("DATASET_PARTITION_AXIS",
@@ -138,6 +111,59 @@ def check_dataset(doc: _yaml.Document, vocab: Vocabularies, folder_slug: str | N
         if col not in types:
             out.append(Finding("DATASET_UNKNOWN_COLUMN", f"qa.max_null_ratio names undeclared column {col!r}",
                                doc.locate(("qa", "max_null_ratio", col), key=True)))
+    return out
+
+
+def _column_checks(doc: _yaml.Document) -> list[Finding]:
+    """Columns declared once, encodings their types can take, the id among them and the geometry apart."""
+    d = doc.data
+    out: list[Finding] = []
+    columns = d["schema"]["columns"]
+    names = [c["name"] for c in columns]
+    types = {c["name"]: c["type"] for c in columns}
+    for i, c in enumerate(columns):
+        if names.index(c["name"]) != i:
+            out.append(Finding("DATASET_DUPLICATE_COLUMN", f"column {c['name']!r} is declared twice",
+                               doc.locate(("schema", "columns", i, "name"))))
+        allowed = ENCODINGS_OF.get(c["type"], ())
+        if "encoding" in c and c["encoding"] not in allowed:
+            out.append(Finding("DATASET_COLUMN_ENCODING", f"column {c['name']!r} is {c['type']}, which cannot be "
+                               f"read from {c['encoding']}", doc.locate(("schema", "columns", i, "encoding")),
+                               hint=f"a {c['type']} column takes encoding: {', '.join(allowed)}" if allowed else
+                               "encoding is for timestamp and date columns"))
+    id_col = d["schema"]["id_column"]
+    if id_col not in types:
+        out.append(Finding("DATASET_UNKNOWN_COLUMN", f"id_column {id_col!r} is not a declared column",
+                           doc.locate(("schema", "id_column")), hint=f"declared: {', '.join(names)}"))
+    geom = d["schema"]["geometry"]["column"]
+    if geom in types:
+        out.append(Finding("DATASET_GEOMETRY_COLUMN",
+                           f"geometry column {geom!r} must not also be an attribute column",
+                           doc.locate(("schema", "geometry", "column"))))
+    return out
+
+
+def _axis_checks(doc: _yaml.Document, vocab: Vocabularies, types: dict[str, str]) -> list[Finding]:
+    """Each time axis known, and mapped to a declared timestamp or date column."""
+    out: list[Finding] = []
+    axes = doc.data["time_axes"]
+    for axis, spec in axes.items():
+        if axis not in vocab.time_axes:
+            out.append(Finding("DATASET_UNKNOWN_TIME_AXIS", f"time axis {axis!r} is not in the vocabulary",
+                               doc.locate(("time_axes", axis), key=True),
+                               hint=f"known axes: {', '.join(vocab.time_axes)}"))
+        cols = ([("start_column", spec["start_column"]), ("end_column", spec["end_column"])]
+                if axis == "valid_time" else [("column", spec["column"])])
+        for field_name, col in cols:
+            if col not in types:
+                out.append(Finding("DATASET_UNKNOWN_COLUMN", f"time axis {axis} names column {col!r}, "
+                                   "which is not declared", doc.locate(("time_axes", axis, field_name))))
+            elif types[col] not in TIME_COLUMN_TYPES:
+                out.append(Finding("DATASET_TIME_COLUMN_TYPE",
+                                   f"time axis {axis} column {col!r} is {types[col]}, not timestamp or date",
+                                   doc.locate(("time_axes", axis, field_name)),
+                                   hint="declare it as a timestamp; a source that writes epoch numbers says so with "
+                                   "encoding: epoch_s, epoch_ms or epoch_us"))
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kfm_gitops.encodings import DEFAULT_ENCODING, Converted, from_epoch_numbers
 from kfm_gitops.geometry import GEOMETRY_TYPES as GEOMETRY_TYPES
 from kfm_gitops.geometry import Geometries
 from kfm_gitops.geometry import bbox_type as bbox_type
@@ -105,13 +106,6 @@ class Normalized:
         return self.first_row + i if self.rows is None else int(self.rows[i])
 
 
-@dataclass(frozen=True, slots=True)
-class Converted:
-    typed: pa.Array
-    failed: np.ndarray  # present but not convertible
-    impossible: np.ndarray  # of those, the ones shaped right but out of range (2023-02-30, 1e400, an int32 overflow)
-
-
 def convert(column: pa.Array, type_name: str) -> tuple[pa.Array, np.ndarray]:
     """A string column to ``type_name``; returns the typed column (null where it failed) and a bool mask of
     failures (a value that is present but cannot be converted)."""
@@ -119,16 +113,24 @@ def convert(column: pa.Array, type_name: str) -> tuple[pa.Array, np.ndarray]:
     return done.typed, done.failed
 
 
-def convert_values(column: pa.Array, type_name: str) -> Converted:
-    """``convert``, with the failures that had the right shape but an impossible value told apart."""
+def convert_values(column: pa.Array, type_name: str, encoding: str | None = None, zone: str = "UTC") -> Converted:
+    """``convert``, with the failures that had the right shape but an impossible value told apart; a time column
+    as its ``encoding`` says (local times in ``zone``)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    from kfm_gitops import encodings
 
     target = arrow_type(type_name)
     if type_name == "string":
         none = np.zeros(len(column), dtype=bool)
         return Converted(column, none, none)
+    if type_name == "timestamp" and encoding in ("epoch_s", "epoch_ms", "epoch_us"):
+        return encodings.from_epoch(column, encoding)
+    if type_name == "timestamp" and encoding in ("iso8601_local", "date"):
+        offset = convert_values(column, type_name) if encoding == "iso8601_local" else None
+        return encodings.from_local(column, encoding, zone, offset)
     present = pc.is_valid(column)
     # The pattern decides what is valid, row by row, whatever else is in the batch; Arrow's parser only converts.
     matches = pc.match_substring_regex(column, _PATTERNS[type_name])
@@ -260,6 +262,7 @@ class Normalizer:
         self.source_columns: dict[str, list[str]] = {}  # source object -> its column names, as read
         self.causes = causes if causes is not None else Causes()
         # A row without the time that places it in a partition cannot be published anywhere.
+        self.zone: str = dataset["partitioning"].get("timezone", "UTC")
         part_axis = dataset["partitioning"]["axis"]
         spec = dataset["time_axes"].get(part_axis, {})
         self.partition_columns: set[str] = {v for v in spec.values() if isinstance(v, str)}
@@ -326,18 +329,29 @@ class Normalizer:
         import pyarrow.compute as pc
 
         name, type_name, n = col["name"], col["type"], raw.num_rows
+        encoding = col.get("encoding")
+        label = type_name if encoding in (None, DEFAULT_ENCODING.get(type_name)) else f"{type_name} ({encoding})"
+        native = raw.column(name).combine_chunks() if name in raw.column_names else None
+        if native is not None and encoding in ("epoch_s", "epoch_ms", "epoch_us") and (
+                pa.types.is_integer(native.type) or pa.types.is_floating(native.type)):
+            done = from_epoch_numbers(native, encoding)
+            self._failures(native, done, name, label, arrow_name(native.type), codes)
+            absent = np.asarray(pc.is_null(native).to_numpy(zero_copy_only=False), dtype=bool)
+            if self._needed(col):
+                mark(codes, absent, self.causes.code("SCHEMA_INVALID", name, "required, found null"))
+            return done.typed, absent
         values, found = column_values(raw, name)
         if values is None:
             if not found:
                 self.missing_columns.setdefault(source, set()).add(name)
-            detail = "missing from the source" if not found else f"expected {type_name}, found {found}"
+            detail = "missing from the source" if not found else f"expected {label}, found {found}"
             reason_rows = np.ones(n, dtype=bool)
             if found or self._needed(col):
                 mark(codes, reason_rows, self.causes.code("SCHEMA_INVALID", name, detail))
             return pa.nulls(n, arrow_type(type_name)), reason_rows
-        done = convert_values(values, type_name)
+        done = convert_values(values, type_name, encoding, self.zone)
         if done.failed.any():
-            self._failures(values, done, name, type_name, found, codes)
+            self._failures(values, done, name, label, found, codes)
         absent = np.asarray(pc.is_null(values).to_numpy(zero_copy_only=False), dtype=bool)
         if self._needed(col):
             mark(codes, absent, self.causes.code("SCHEMA_INVALID", name, "required, found null"))
@@ -366,8 +380,9 @@ class Normalizer:
                 mask = np.zeros(len(values), dtype=bool)
                 mask[rows[kinds == kind]] = True
                 mark(codes, mask, self.causes.code(reason, name, f"expected {type_name}, found {kind}"))
-        if done.impossible.any():
-            mark(codes, done.impossible, self.causes.code(reason, name, f"{type_name} out of range"))
+        for mask, why in done.why or ((done.impossible, "out of range"),):
+            if mask.any():
+                mark(codes, mask, self.causes.code(reason, name, f"{type_name} {why}"))
 
     def _loose_schema(self) -> pa.Schema:
         """The output schema with every field nullable: rows with causes still hold nulls until they are removed."""

@@ -17,7 +17,7 @@ FLOW = [{"plan", "dataset", "repository", "example"}, {"connectors", "acquire"},
 
 
 # Neither foundations nor steps: small utilities any module may use (they import only foundations and each other).
-HELPERS = {"_fs", "periods", "_rego", "_urls", "templates", "schema"}
+HELPERS = {"_fs", "periods", "_rego", "_urls", "templates", "schema", "encodings"}
 
 
 def step_of(module: str) -> int | None:
