@@ -39,7 +39,7 @@ NO_TIME = -(2**63)  # a row without a partition instant
 QUARANTINE_LISTED = 1000  # records listed in quarantine.json; all of them are in the store object
 # Findings that keep a whole chunk out of PROCESSED.
 DUPLICATE_DETAIL = "an earlier row has the same id"
-WHOLE_CHUNK_CODES = ("SOURCE_UNREADABLE", "COLUMN_MISSING", "HASH_MISMATCH", "OBJECT_MISSING")
+WHOLE_CHUNK_CODES = ("SOURCE_UNREADABLE", "COLUMN_MISSING", "HASH_MISMATCH", "OBJECT_MISSING", "TRANSFORM_INAPPLICABLE")
 
 
 @dataclass(slots=True)
@@ -428,6 +428,10 @@ class _ChunkRun:
     def report(self) -> None:
         """The findings only the whole chunk shows, the QA report, and the quarantine record."""
         result, chunk = self.result, self.chunk
+        for _, problems in sorted(self.norm.transform_problems.items()):
+            result.findings.extend(Finding("TRANSFORM_INAPPLICABLE", f"chunk {chunk.key}: {p}", None,
+                                           hint="a transform that cannot apply is an error: fix the pipeline's "
+                                           "transforms or the upstream delivery") for p in problems)
         for source, missing in sorted(self.norm.missing_columns.items()):
             result.findings.append(Finding("COLUMN_MISSING", f"chunk {chunk.key}: {source} has no column "
                                            + ", ".join(sorted(missing)) + " that the contract declares",

@@ -262,7 +262,7 @@ def _source_checks(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[
 
 def _transform_checks(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[Finding]:
     out: list[Finding] = []
-    needs = {"rename": "columns", "drop": "names", "cast": "columns", "force_2d": None}
+    needs = {"rename": "columns", "drop": "names", "force_2d": None}
     for i, t in enumerate(doc.data.get("transforms", [])):
         need_key = needs[t["op"]]
         if need_key is not None and need_key not in t:
@@ -271,6 +271,12 @@ def _transform_checks(doc: _yaml.Document, dataset: _yaml.Document | None) -> li
         for key in sorted({"columns", "names"} - {need_key} & set(t)):
             out.append(Finding("PIPELINE_TRANSFORM", f"transform {t['op']} takes no '{key}'",
                                doc.locate(("transforms", i, key), key=True)))
+        if t["op"] == "rename" and dataset is not None:
+            out.extend(_unused_renames(doc, dataset, i, t.get("columns", {})))
+        geom = doc.data["source"].get("geometry") or {}
+        if t["op"] == "force_2d" and geom.get("from") == "xy" and "z" not in geom:
+            out.append(Finding("PIPELINE_TRANSFORM", "force_2d has nothing to flatten: points from x and y columns "
+                               "without z are 2-D", doc.locate(("transforms", i, "op")), hint="remove it"))
         if t["op"] == "force_2d" and dataset is not None:
             three_d = [x for x in dataset.data["schema"]["geometry"]["types"] if x.endswith(" Z")]
             if three_d:
@@ -278,6 +284,20 @@ def _transform_checks(doc: _yaml.Document, dataset: _yaml.Document | None) -> li
                                    f"{', '.join(three_d)}", doc.locate(("transforms", i, "op")),
                                    hint="remove force_2d to keep Z, or declare the 2-D types only"))
     return out
+
+
+def _unused_renames(doc: _yaml.Document, dataset: _yaml.Document, i: int, mapping: dict[str, str]) -> list[Finding]:
+    """A rename to a name that neither the contract's columns nor source.geometry read would change nothing."""
+    geom = doc.data["source"].get("geometry") or {"from": "geojson"}
+    columns = sorted(c["name"] for c in dataset.data["schema"]["columns"])
+    read = set(columns) | {geom[k] for k in ("x", "y", "z") if k in geom}
+    if geom["from"] != "xy":
+        read.add(geom.get("column", "geometry"))
+    return [Finding("PIPELINE_TRANSFORM", f"rename maps {source!r} to {target!r}, which neither the contract's "
+                    "columns nor source.geometry read: it would change nothing",
+                    doc.locate(("transforms", i, "columns", source)),
+                    hint=f"the contract's columns: {', '.join(columns)}")
+            for source, target in mapping.items() if target not in read]
 
 
 def load_contract(root: Path, slug: str, vocab: Vocabularies) -> Contract | list[Finding]:

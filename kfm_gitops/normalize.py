@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # Reason codes in the order they are assigned: a row gets the first that applies.
 REASONS = ("SCHEMA_INVALID", "GEOMETRY_INVALID", "GEOMETRY_OVERPRECISE", "OUT_OF_WINDOW", "OUT_OF_EXTENT",
            "DUPLICATE_ID")
+TRANSFORM_OPS = ("rename", "drop", "force_2d")  # every transform the pipeline schema accepts, each applied here
 OK = 0  # cause 0: the row is fine; 1..n index a chunk's Causes (1-based)
 
 _INT = r"^[+-]?[0-9]+$"
@@ -260,6 +261,7 @@ class Normalizer:
         self.geo_from: dict[str, Any] = dict(self.source.get("geometry") or {"from": "geojson"})
         self.missing_columns: dict[str, set[str]] = {}  # source object -> contract columns it lacks
         self.source_columns: dict[str, list[str]] = {}  # source object -> its column names, as read
+        self.transform_problems: dict[str, list[str]] = {}  # source object -> transforms that cannot apply to it
         self.causes = causes if causes is not None else Causes()
         # A row without the time that places it in a partition cannot be published anywhere.
         self.zone: str = dataset["partitioning"].get("timezone", "UTC")
@@ -282,14 +284,30 @@ class Normalizer:
             return []
         return [{"op": "force_2d", "evidence": {"rows_flattened": self.flattened}}]
 
-    def _transform(self, raw: pa.Table) -> pa.Table:
+    def _transform(self, raw: pa.Table, source: str) -> pa.Table:
+        """Renames and drops, in order; one that cannot apply to this source (a column it lacks, a name it has
+        already) is a problem of the source, never a silent no-op."""
         for t in self.transforms:
+            names = raw.column_names
             if t["op"] == "rename":
                 mapping = t.get("columns", {})
-                raw = raw.rename_columns([mapping.get(n, n) for n in raw.column_names])
+                for old, new in mapping.items():
+                    if old not in names:
+                        self._inapplicable(source, f"rename: {source} has no column {old!r}")
+                    elif new in names and new not in mapping:
+                        self._inapplicable(source, f"rename: {source} has a column {new!r} already")
+                raw = raw.rename_columns([mapping.get(n, n) for n in names])
             elif t["op"] == "drop":
-                raw = raw.drop_columns([n for n in t.get("names", []) if n in raw.column_names])
+                for name in t.get("names", []):
+                    if name not in names:
+                        self._inapplicable(source, f"drop: {source} has no column {name!r}")
+                raw = raw.drop_columns([n for n in t.get("names", []) if n in names])
         return raw
+
+    def _inapplicable(self, source: str, problem: str) -> None:
+        seen = self.transform_problems.setdefault(source, [])
+        if problem not in seen:
+            seen.append(problem)
 
     def normalize(self, raw: pa.Table, source: str, first_row: int) -> Normalized:
         import numpy as np
@@ -297,7 +315,7 @@ class Normalizer:
         import pyarrow.compute as pc
 
         self.source_columns.setdefault(source, list(raw.column_names))
-        raw = self._transform(raw)
+        raw = self._transform(raw, source)
         n = raw.num_rows
         codes = np.zeros(n, dtype=np.int32)
         arrays: list[pa.Array] = []
