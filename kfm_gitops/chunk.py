@@ -346,19 +346,23 @@ class _ChunkRun:
         return np.asarray(pc.fill_null(starts, NO_TIME).to_numpy(zero_copy_only=False), dtype=np.int64)
 
     def quarantine_rows(self, n: Normalized, bad: np.ndarray) -> None:
+        """Records (ids, hashes, causes) for quarantine.json, and the raw rows, with where they came from and why
+        (the ``$kfm.*`` columns), for the store object."""
         import pyarrow as pa
 
         rows = n.raw.take(pa.array(bad)).to_pylist()
         ids = n.table.column(self.id_col).take(pa.array(bad)).to_pylist()
         causes = self.norm.causes
+        kept = []
         for i, row, rid in zip(bad, rows, ids, strict=True):
             cause = causes[int(n.causes[i])]
-            self.quarantined.append({"source": n.source, "row": int(n.row_number(int(i))),
-                                     "id": None if rid is None else str(rid), "reason": cause.reason,
-                                     "column": cause.column, "detail": cause.detail,
-                                     "row_hash": row_hash(list(row.values()))})
-        table = pa.Table.from_pylist([{k: (None if v is None else str(v)) for k, v in r.items()} for r in rows])
-        self.q_rows.append(table)
+            record = {"source": n.source, "row": int(n.row_number(int(i))), "id": None if rid is None else str(rid),
+                      "reason": cause.reason, "column": cause.column, "detail": cause.detail,
+                      "row_hash": row_hash(list(row.values()))}
+            self.quarantined.append(record)
+            kept.append({**{k: (None if v is None else str(v)) for k, v in row.items()},
+                         **{f"$kfm.{k}": record[k] for k in ("source", "row", "reason", "column", "detail")}})
+        self.q_rows.append(pa.Table.from_pylist(kept))
 
     def place(self, accepted: pa.Table, at: np.ndarray) -> None:
         """Accepted rows to the partition where their instant falls among the chunk's partition boundaries."""
@@ -412,10 +416,13 @@ class _ChunkRun:
         if self.obl.min_count is not None:
             import pyarrow.parquet as pq
 
+            self.qa.suppressed = 0
+
             for key in list(metas):
                 path = folder / f"{key}.parquet"
                 if metas[key]["rows"] and path.exists():
                     drop = self.obl.suppress(pq.read_table(path, columns=self.obl.min_count[1] or [self.id_col]))
+                    self.qa.suppressed += int(drop.sum())
                     if drop.any():
                         metas[key] = self._rewrite(key, drop)
         self.result.obligations_applied = self.obl.evidence(self.out_schema.names)

@@ -72,6 +72,7 @@ class QA:
     nulls: dict[str, int] = field(default_factory=dict)  # rows whose source had no value, per contract column
     accepted: int = 0
     elsewhere: int = 0  # rows read here that another chunk of the plan publishes or quarantines
+    suppressed: int | None = None  # accepted rows that min_count_threshold keeps out (None: no such obligation)
 
     def add(self, ids: pa.Array, codes: np.ndarray, absent: dict[str, np.ndarray], accepted: int) -> None:
         """Count a batch of this chunk's rows: their ids, causes (0: none) and absent values; ``accepted`` of them
@@ -139,7 +140,8 @@ class QA:
             "dataset_slug": slug,
             "chunk": chunk,
             "rows": {"total": self.total, "accepted": self.accepted, "quarantined": quarantined,
-                     "other_chunks": self.elsewhere},
+                     "other_chunks": self.elsewhere,
+                     **({"suppressed": self.suppressed} if self.suppressed is not None else {})},
             "checks": self.checks(),
             "invalid_ratio": round(ratio, 6),
             "null_ratio": {k: round(v, 6) for k, v in sorted(null_ratio.items())},
