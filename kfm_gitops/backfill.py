@@ -28,6 +28,7 @@ from kfm_gitops.identity import IdentityError, PartitionContent, dataset_version
 from kfm_gitops.periods import Period, iso_utc, periods
 from kfm_gitops.plan import VERSION_MANIFEST, Plan, select_chunks, set_expected_version
 from kfm_gitops.policy import Decision, decide, load_bundle
+from kfm_gitops.qa import gap_notes
 from kfm_gitops.receipts import RECEIPT_FILE, actor, environment, make_receipt, new_run_id, run_folder_name
 from kfm_gitops.store import Store
 
@@ -232,7 +233,8 @@ def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun]
     from kfm_gitops.periods import get_zone
 
     zone = get_zone(contract.partitioning["timezone"])
-    window_keys = {p.key for p in periods(plan.start, plan.end, contract.partitioning["mode"], zone)}  # type: ignore[arg-type]
+    window = [p.key for p in periods(plan.start, plan.end, contract.partitioning["mode"], zone)]  # type: ignore[arg-type]
+    window_keys = set(window)
     outside = sorted(k for k in carried if k not in window_keys)
     if outside:
         # One label per version: partitions carried from the base were made under its label and obligations.
@@ -261,8 +263,7 @@ def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun]
             "backfill: the new version would unpublish them", None,
             hint="check the upstream for these periods, or shrink the window to leave them as they are"))
         return
-    for g in gaps:
-        result.notes.append(f"gap: partition {g} has no data in this window")
+    result.notes.extend(gap_notes(window, set(gaps), contract.partitioning["mode"]))
     if not parts:
         result.findings.append(Finding("ROLLUP_EMPTY", "the backfill produced no partition at all", None,
                                        hint="check the upstream for the window"))

@@ -59,6 +59,20 @@ def partition_start_column(table: pa.Table, axis: str, axes: dict[str, Any], zon
     return instants(table.column(col), zone)
 
 
+def gap_notes(keys: list[str], gaps: set[str], mode: str) -> list[str]:
+    """Partitions of a window without data, one line per run of consecutive ones (``keys``: the window's
+    partitions in order)."""
+    runs: list[list[str]] = []
+    for i, key in enumerate(keys):
+        if key in gaps:
+            if runs and i > 0 and keys[i - 1] == runs[-1][-1]:
+                runs[-1].append(key)
+            else:
+                runs.append([key])
+    return [f"gap: partition {run[0]} has no data in this window" if len(run) == 1 else
+            f"gap: {run[0]} .. {run[-1]} ({len(run)} {mode} partitions) have no data in this window" for run in runs]
+
+
 @dataclass(slots=True)
 class QA:
     """Counts over a whole chunk, built batch by batch, on the rows that were read: the chunk's own rows (``total``:

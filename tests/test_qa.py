@@ -84,3 +84,16 @@ def test_a_chunk_quarantined_whole_still_reports_its_nulls() -> None:
     assert report["null_ratio"] == {"felt": 1.0, "id": 0.0, "time": 0.0}
     assert report["invalid_ratio"] == 1.0
     assert qa.top() == ["time: expected timestamp, found int64 (5 rows)"]
+
+
+def test_gaps_are_intervals() -> None:
+    from kfm_gitops.qa import gap_notes
+
+    days = [f"2018-01-{d:02d}" for d in range(1, 32)]
+    assert gap_notes(days, set(days[:30]), "daily") == [
+        "gap: 2018-01-01 .. 2018-01-30 (30 daily partitions) have no data in this window"]
+    assert gap_notes(days, {days[2], days[4], days[5], days[30]}, "daily") == [
+        "gap: partition 2018-01-03 has no data in this window",
+        "gap: 2018-01-05 .. 2018-01-06 (2 daily partitions) have no data in this window",
+        "gap: partition 2018-01-31 has no data in this window"]
+    assert gap_notes(days, set(), "daily") == []
