@@ -107,10 +107,30 @@ def check_dataset(doc: _yaml.Document, vocab: Vocabularies, folder_slug: str | N
         out.append(Finding("DATASET_EXTENT", f"extent bbox {bbox} is outside longitude/latitude range",
                            doc.locate(("extent", "bbox"))))
     out.extend(check_label(doc, ("policy",), d["policy"], vocab))
+    out.extend(_obligation_checks(doc, vocab))
     for col in d["qa"].get("max_null_ratio", {}):
         if col not in types:
             out.append(Finding("DATASET_UNKNOWN_COLUMN", f"qa.max_null_ratio names undeclared column {col!r}",
                                doc.locate(("qa", "max_null_ratio", col), key=True)))
+    return out
+
+
+def _obligation_checks(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
+    """The contract's obligations against its own data: what kfm cannot apply, and parameters that would do
+    nothing, at their line (an obligation type outside the vocabulary is check_label's)."""
+    from kfm_gitops.policy import dataset_columns, normalized, obligation_problems, param_problems
+
+    terms = dataset_columns(doc.data)
+    out: list[Finding] = []
+    for i, ob in enumerate(doc.data["policy"]["obligations"]):
+        if ob["type"] not in vocab.obligation_types:
+            continue
+        at_param = {f.message: key for key, f in param_problems(normalized(ob), terms[3])}
+        for f in obligation_problems([normalized(ob)], *terms):
+            path: tuple[str | int, ...] = ("policy", "obligations", i)
+            if f.message in at_param:
+                path = (*path, "params", at_param[f.message])
+            out.append(Finding("DATASET_OBLIGATION_INAPPLICABLE", f.message, doc.locate(path), hint=f.hint))
     return out
 
 

@@ -53,16 +53,16 @@ class Obligations:
                     ) -> tuple[Obligations, list[Finding]]:
         """``build`` for a dataset contract: its declared columns, geometry column, and the id and time-axis
         columns no obligation may remove."""
-        columns, protected, types = dataset_columns(dataset)
-        return cls.build(obligations, columns, dataset["schema"]["geometry"]["column"], protected, types)
+        columns, protected, types, decimals = dataset_columns(dataset)
+        return cls.build(obligations, columns, dataset["schema"]["geometry"]["column"], protected, types, decimals)
 
     @classmethod
     def build(cls, obligations: list[dict[str, Any]], columns: list[str], geometry_column: str,
-              protected: tuple[str, ...], geometry_types: tuple[str, ...] = ()
+              protected: tuple[str, ...], geometry_types: tuple[str, ...] = (), max_decimals: int | None = None
               ) -> tuple[Obligations, list[Finding]]:
         items = [normalized(o) for o in obligations]
         out = cls(items, geometry_column, protected)
-        findings = obligation_problems(items, columns, protected, geometry_types)
+        findings = obligation_problems(items, columns, protected, geometry_types, max_decimals)
         for ob in items:
             params = ob.get("params", {})
             if ob["type"] == "remove_attributes":

@@ -113,3 +113,44 @@ def test_a_transform_that_cannot_apply_is_a_finding(tmp_path: Path, kfm: Runner,
     assert code == 1
     assert f"TRANSFORM_INAPPLICABLE: chunk 2023-07: {problem}" in out
     assert "ROLLUP_BLOCKED" in out
+
+
+@pytest.mark.parametrize(("obligation", "where", "message"), [
+    ("{type: generalize_geometry, params: {method: round_99_decimals}}", "9:52",
+     "round_99_decimals: coordinates carry at most 15 decimals, so rounding to 99 changes nothing"),
+    ("{type: generalize_geometry, params: {method: round_4_decimals}}", "9:52",
+     "round_4_decimals changes nothing: the contract's coordinates have at most 4 decimals already"),
+    ("{type: generalize_geometry, params: {method: grid_aggregation_0km}}", "9:52",
+     "grid_aggregation_0km: a cell of size 0 generalises nothing"),
+    ("{type: min_count_threshold, params: {min_count: 1}}", "9:55",
+     "min_count_threshold with min_count 1 suppresses nothing"),
+    ("{type: remove_attributes, params: {fields: [nope]}}", "9:7",
+     "remove_attributes names 'nope', which the contract does not declare"),
+])
+def test_obligation_parameters_that_do_nothing_are_refused_at_their_line(
+        tmp_path: Path, kfm: Runner, monkeypatch: pytest.MonkeyPatch, obligation: str, where: str,
+        message: str) -> None:
+    dataset = dataset_yaml().replace("policy: {label: public, obligations: []}",
+                                     f"policy:\n  label: public\n  obligations:\n    - {obligation}")
+    dataset = dataset.replace("geometry: {column: geometry, types: [Point Z]}",
+                              "geometry: {column: geometry, types: [Point Z], max_decimals: 4}")
+    root = tmp_path / "repo"
+    make_repository(root, "quakes", dataset, pipeline_yaml(), {})
+    monkeypatch.chdir(root)
+    r = kfm("dataset", "validate", "quakes")
+    assert r.code == 1
+    assert f"datasets/quakes/dataset.yaml:{where}: DATASET_OBLIGATION_INAPPLICABLE: {message}" in r.out, r.out
+
+
+def test_a_plan_that_adds_an_obligation_that_does_nothing_is_refused_at_its_line(governed: Path,
+                                                                                kfm: Runner) -> None:
+    from kfm_gitops.example import FIRST_PLAN
+
+    text = (governed / FIRST_PLAN).read_text().replace("policy_label: public", "policy_label: public_generalized")
+    text = text.replace("  obligations:\n", '  obligations:\n    - {"type": "generalize_geometry", "params": '
+                        '{"method": "round_99_decimals"}}\n')
+    (governed / FIRST_PLAN).write_text(text)
+    r = kfm("plan", "validate", FIRST_PLAN)
+    line = text.splitlines().index(next(ln for ln in text.splitlines() if "round_99" in ln)) + 1
+    assert (f"{FIRST_PLAN}:{line}:7: PLAN_OBLIGATION_INAPPLICABLE: round_99_decimals: coordinates carry at most 15 "
+            "decimals") in r.out, r.out
