@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NO_TIME = -(2**63)  # a row without a partition instant
 QUARANTINE_LISTED = 1000  # records listed in quarantine.json; all of them are in the store object
-# Findings that keep a whole chunk out of PROCESSED.
 DUPLICATE_DETAIL = "an earlier row has the same id"
+# Findings that keep a whole chunk out of PROCESSED.
 WHOLE_CHUNK_CODES = ("SOURCE_UNREADABLE", "COLUMN_MISSING", "HASH_MISMATCH", "OBJECT_MISSING", "TRANSFORM_INAPPLICABLE")
 
 
@@ -190,10 +190,9 @@ class Placement:
         import numpy as np
 
         chunks = tuple(plan_chunks)
-        keys = [c.key for c in chunks]
-        me = keys.index(chunk.key) if chunk.key in keys else 0
-        if chunk.key not in keys:
-            chunks, me = (chunk,), 0
+        if chunk.key not in [c.key for c in chunks]:
+            chunks = (chunk,)
+        me = [c.key for c in chunks].index(chunk.key)
         bounds = np.array([epoch_us(c.start) for c in chunks] + [epoch_us(chunks[-1].end)], dtype=np.int64)
         pipeline = contract.pipeline.data
         return cls(chunks, me, bounds, pipeline["connector"]["type"], dict(pipeline["connector"]["params"]),
@@ -401,13 +400,12 @@ class _ChunkRun:
         import numpy as np
 
         metas = {key: w.close() for key, w in self.writers.items()}
-        self.duplicate = self.norm.causes.code("DUPLICATE_ID", self.id_col, DUPLICATE_DETAIL)
         folder = self.work / "partitions"
         for key, rows in duplicate_rows(folder, sorted(k for k in metas if metas[k]["rows"]), self.id_col,
                                         self.work).items():
             drop = np.zeros(metas[key]["rows"], dtype=bool)
             drop[[r for r, _ in rows]] = True
-            self.qa.move(self.duplicate, len(rows))
+            self.qa.move(self.norm.causes.code("DUPLICATE_ID", self.id_col, DUPLICATE_DETAIL), len(rows))
             for _, row_id in rows:
                 self.qa.samples.setdefault("DUPLICATE_ID", []).append(row_id)
                 self.quarantined.append({"source": None, "row": None, "id": row_id, "reason": "DUPLICATE_ID",
@@ -417,7 +415,6 @@ class _ChunkRun:
             import pyarrow.parquet as pq
 
             self.qa.suppressed = 0
-
             for key in list(metas):
                 path = folder / f"{key}.parquet"
                 if metas[key]["rows"] and path.exists():
@@ -435,11 +432,12 @@ class _ChunkRun:
     def report(self) -> None:
         """The findings only the whole chunk shows, the QA report, and the quarantine record."""
         result, chunk = self.result, self.chunk
-        for _, problems in sorted(self.norm.transform_problems.items()):
+        inapplicable, lacking = self.norm.source_problems()
+        for _, problems in sorted(inapplicable.items()):
             result.findings.extend(Finding("TRANSFORM_INAPPLICABLE", f"chunk {chunk.key}: {p}", None,
                                            hint="a transform that cannot apply is an error: fix the pipeline's "
                                            "transforms or the upstream delivery") for p in problems)
-        for source, missing in sorted(self.norm.missing_columns.items()):
+        for source, missing in sorted(lacking.items()):
             result.findings.append(Finding("COLUMN_MISSING", f"chunk {chunk.key}: {source} has no column "
                                            + ", ".join(sorted(missing)) + " that the contract declares",
                                            None, hint=self.missing_hint(source, sorted(missing))))

@@ -259,12 +259,12 @@ class Normalizer:
         self.force_2d = any(t["op"] == "force_2d" for t in self.transforms)
         self.flattened = 0  # rows whose Z force_2d dropped
         self.geo_from: dict[str, Any] = dict(self.source.get("geometry") or {"from": "geojson"})
-        self.missing_columns: dict[str, set[str]] = {}  # source object -> contract columns it lacks
-        self.source_columns: dict[str, list[str]] = {}  # source object -> its column names, as read
-        self.transform_problems: dict[str, list[str]] = {}  # source object -> transforms that cannot apply to it
+        self.source_columns: dict[str, dict[str, None]] = {}  # source object -> its column names, in every batch
+        self.collisions: dict[str, list[str]] = {}  # source object -> renames onto a name it has already
+        self.json_rows = self.source["format"] in ("geojson", "ndjson")  # a row may lack a key its neighbours have
         self.causes = causes if causes is not None else Causes()
-        # A row without the time that places it in a partition cannot be published anywhere.
         self.zone: str = dataset["partitioning"].get("timezone", "UTC")
+        # A row without the time that places it in a partition cannot be published anywhere.
         part_axis = dataset["partitioning"]["axis"]
         spec = dataset["time_axes"].get(part_axis, {})
         self.partition_columns: set[str] = {v for v in spec.values() if isinstance(v, str)}
@@ -285,45 +285,67 @@ class Normalizer:
         return [{"op": "force_2d", "evidence": {"rows_flattened": self.flattened}}]
 
     def _transform(self, raw: pa.Table, source: str) -> pa.Table:
-        """Renames and drops, in order; one that cannot apply to this source (a column it lacks, a name it has
-        already) is a problem of the source, never a silent no-op."""
+        """Renames and drops, in order (``source_problems`` says which cannot apply to a source)."""
         for t in self.transforms:
             names = raw.column_names
             if t["op"] == "rename":
                 mapping = t.get("columns", {})
                 for old, new in mapping.items():
-                    if old not in names:
-                        self._inapplicable(source, f"rename: {source} has no column {old!r}")
-                    elif new in names and new not in mapping:
-                        self._inapplicable(source, f"rename: {source} has a column {new!r} already")
+                    problem = f"rename: {source} has a column {new!r} already"
+                    if old in names and new in names and new not in mapping and problem not in \
+                            self.collisions.setdefault(source, []):
+                        self.collisions[source].append(problem)
                 raw = raw.rename_columns([mapping.get(n, n) for n in names])
             elif t["op"] == "drop":
-                for name in t.get("names", []):
-                    if name not in names:
-                        self._inapplicable(source, f"drop: {source} has no column {name!r}")
                 raw = raw.drop_columns([n for n in t.get("names", []) if n in names])
         return raw
 
-    def _inapplicable(self, source: str, problem: str) -> None:
-        seen = self.transform_problems.setdefault(source, [])
-        if problem not in seen:
-            seen.append(problem)
+    def source_problems(self) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
+        """Per source object, over every batch read: the transforms that cannot apply to it (a column it lacks, a
+        rename onto a name it has), and the columns the contract and source.geometry need that it lacks (a GeoJSON
+        property missing from some features is not missing from the source)."""
+        problems: dict[str, list[str]] = {}
+        missing: dict[str, set[str]] = {}
+        for source, seen in self.source_columns.items():
+            names = set(seen)
+            found = list(self.collisions.get(source, []))
+            for t in self.transforms:
+                if t["op"] == "rename":
+                    mapping = t.get("columns", {})
+                    found += [f"rename: {source} has no column {old!r}" for old in mapping if old not in names]
+                    names = {mapping.get(n, n) for n in names}
+                elif t["op"] == "drop":
+                    found += [f"drop: {source} has no column {n!r}" for n in t.get("names", []) if n not in names]
+                    names -= set(t.get("names", []))
+            if found:
+                problems[source] = found
+            lacking = {name for name in self.needed_names() if name not in names}
+            if lacking:
+                missing[source] = lacking
+        return problems, missing
+
+    def needed_names(self) -> list[str]:
+        """The columns a source must have (after transforms): the contract's, and where the geometry comes from."""
+        how = self.geo_from["from"]
+        geometry = [self.geo_from[k] for k in ("x", "y", "z") if k in self.geo_from] if how == "xy" else \
+            [self.geo_from.get("column", "geometry")]
+        return [c["name"] for c in self.columns] + geometry
 
     def normalize(self, raw: pa.Table, source: str, first_row: int) -> Normalized:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        self.source_columns.setdefault(source, list(raw.column_names))
+        self.source_columns.setdefault(source, {}).update(dict.fromkeys(raw.column_names))
         raw = self._transform(raw, source)
         n = raw.num_rows
         codes = np.zeros(n, dtype=np.int32)
         arrays: list[pa.Array] = []
         absent: dict[str, np.ndarray] = {}
         for col in self.columns:
-            typed, absent[col["name"]] = self._column(raw, col, source, codes)
+            typed, absent[col["name"]] = self._column(raw, col, codes)
             arrays.append(typed)
-        geoms = self._geometry(raw, n, source, codes)
+        geoms = self._geometry(raw, n, codes)
         for p in geoms.problems:
             mark(codes, p.mask, self.causes.code(p.reason, p.column, p.detail))
         self.flattened += geoms.flattened
@@ -338,7 +360,7 @@ class Normalizer:
         table = pa.Table.from_arrays([*arrays, geoms.wkb, bbox], schema=self._loose_schema())
         return Normalized(table, codes, raw, source, first_row, absent)
 
-    def _column(self, raw: pa.Table, col: dict[str, Any], source: str, codes: np.ndarray
+    def _column(self, raw: pa.Table, col: dict[str, Any], codes: np.ndarray
                 ) -> tuple[pa.Array, np.ndarray]:
         """One contract column, typed; its failures marked with their cause. Returns the typed values and the rows
         where the source had no value."""
@@ -360,9 +382,8 @@ class Normalizer:
             return done.typed, absent
         values, found = column_values(raw, name)
         if values is None:
-            if not found:
-                self.missing_columns.setdefault(source, set()).add(name)
-            detail = "missing from the source" if not found else f"expected {label}, found {found}"
+            detail = f"expected {label}, found {found}" if found else \
+                "required, found null" if self.json_rows else "missing from the source"
             reason_rows = np.ones(n, dtype=bool)
             if found or self._needed(col):
                 mark(codes, reason_rows, self.causes.code("SCHEMA_INVALID", name, detail))
@@ -408,27 +429,25 @@ class Normalizer:
 
         return pa.schema([f.with_nullable(True) for f in self.schema()])
 
-    def _geometry(self, raw: pa.Table, n: int, source: str, codes: np.ndarray) -> Geometries:
+    def _geometry(self, raw: pa.Table, n: int, codes: np.ndarray) -> Geometries:
         from kfm_gitops import geometry
 
         how = self.geo_from["from"]
         max_dec = self.geometry.get("max_decimals")
         allowed = list(self.geometry["types"])
         if how == "xy":
-            xyz = [self._coordinate(raw, self.geo_from[k], source, codes) if k in self.geo_from else None
+            xyz = [self._coordinate(raw, self.geo_from[k], codes) if k in self.geo_from else None
                    for k in ("x", "y", "z")]
             x, y = xyz[0], xyz[1]
             assert x is not None and y is not None
             return geometry.points(x, y, xyz[2], allowed, None if max_dec is None else int(max_dec),
                                    self.force_2d, self.geometry["column"])
         col_name = self.geo_from.get("column", "geometry")
-        if col_name not in raw.column_names:
-            self.missing_columns.setdefault(source, set()).add(col_name)
         values = raw.column(col_name).to_pylist() if col_name in raw.column_names else [None] * n
         return geometry.parsed(values, how, allowed, None if max_dec is None else int(max_dec), self.force_2d,
                                self.geometry["column"])
 
-    def _coordinate(self, raw: pa.Table, name: str, source: str, codes: np.ndarray) -> np.ndarray:
+    def _coordinate(self, raw: pa.Table, name: str, codes: np.ndarray) -> np.ndarray:
         """One coordinate column as float64 (NaN where missing or unreadable, with the cause marked; a missing z
         is not a fault: the row is then 2-D)."""
         import numpy as np
@@ -436,11 +455,11 @@ class Normalizer:
         values, found = column_values(raw, name)
         optional = name == self.geo_from.get("z")
         if values is None:
-            if not found:
-                self.missing_columns.setdefault(source, set()).add(name)
-            mark(codes, np.ones(raw.num_rows, dtype=bool),
-                 self.causes.code("GEOMETRY_INVALID", name, "missing from the source" if not found
-                                  else f"expected float64, found {found}"))
+            if optional and self.json_rows and not found:  # these rows have no z: 2-D points
+                return np.full(raw.num_rows, np.nan)
+            detail = f"expected float64, found {found}" if found else "missing" if self.json_rows else \
+                "missing from the source"
+            mark(codes, np.ones(raw.num_rows, dtype=bool), self.causes.code("GEOMETRY_INVALID", name, detail))
             return np.full(raw.num_rows, np.nan)
         done = convert_values(values, "float64")
         if done.failed.any():  # a coordinate that is not a number makes the geometry invalid

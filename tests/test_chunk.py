@@ -282,7 +282,7 @@ def test_wkt_geometries_are_checked_for_type_validity_and_precision_all_at_once(
     import numpy as np
 
     codes = np.zeros(len(values), dtype=np.int32)
-    geoms = Normalizer(dataset, pipeline)._geometry(pa.table({"wkt": values}), len(values), "x.csv", codes)
+    geoms = Normalizer(dataset, pipeline)._geometry(pa.table({"wkt": values}), len(values), codes)
     assert geoms.bad.tolist() == [False, False, False, False, True, True, True]
     over = [p for p in geoms.problems if p.reason == "GEOMETRY_OVERPRECISE"]
     assert [p.detail for p in over] == ["more than 2 decimals"]

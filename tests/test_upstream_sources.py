@@ -204,3 +204,28 @@ def test_renamed_coordinate_columns_are_missing_columns(tmp_path: Path, kfm: Run
     assert ("COLUMN_MISSING: chunk 2023-07: 2023-07/e.csv has no column latitude, longitude that the contract "
             'declares (hint: fix the upstream delivery, or rename a source column to it (transforms: [{op: rename, '
             'columns: {"lat": latitude, "lon": longitude}}]))') in out
+
+
+def test_a_property_some_features_lack_is_not_missing_from_the_source(tmp_path: Path, kfm: Runner,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """GeoJSON properties are sparse: a batch whose features all lack a key is not a source without it."""
+    from kfm_gitops import sources
+
+    monkeypatch.setattr(sources, "BATCH_ROWS", 2)
+    features = [quake(fid=f"e{i}", time=f"2023-07-0{i}T00:00:00Z") for i in range(1, 6)]
+    for f in features[:2]:
+        del f["properties"]["mag"]  # the whole first batch lacks mag
+    features[4]["properties"]["magnitude"] = features[4]["properties"].pop("mag")
+    root = tmp_path / "repo"
+    plan = make_repository(root, "quakes", dataset_yaml(), pipeline_yaml(
+        transforms='[{op: rename, columns: {"$id": event_id}}, {op: drop, names: [magnitude]}]'),
+        {"2023-07/a.geojson": collection(features)})
+    monkeypatch.chdir(root)
+    code, out = backfill(kfm, plan)
+    assert code == 0, out
+    import geopandas
+
+    df = geopandas.read_parquet(version_partitions(root, "quakes")["2023-07"])
+    assert [None if v != v else v for v in df["mag"].tolist()] == [None, None, 2.5, 2.5, None]
+    qa = json.loads((run_folders(root, "quakes")[-1] / "qa.json").read_text())
+    assert qa["null_ratio"]["mag"] == 0.6
