@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 # Geometry type names by shapely's type ids.
 GEOMETRY_TYPES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon",
                   "GeometryCollection")
+_WKB_NAMES = {1: "Point", 2: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString", 6: "MultiPolygon",
+              7: "GeometryCollection"}
 POINT_2D, POINT_3D = 21, 29  # bytes of an ISO WKB point without and with Z
 
 
@@ -39,11 +41,11 @@ def bbox_type() -> pa.DataType:
     return pa.struct([("xmin", pa.float64()), ("ymin", pa.float64()), ("xmax", pa.float64()), ("ymax", pa.float64())])
 
 
-def bbox_array(bounds: np.ndarray) -> pa.Array:
-    """The bbox covering column from an (n, 4) array of xmin, ymin, xmax, ymax."""
+def bbox_array(columns: Sequence[np.ndarray]) -> pa.Array:
+    """The bbox covering column from its four columns: xmin, ymin, xmax, ymax (``list(bounds.T)`` of shapely's)."""
     import pyarrow as pa
 
-    return pa.StructArray.from_arrays([pa.array(bounds[:, i]) for i in range(4)], fields=list(bbox_type()))
+    return pa.StructArray.from_arrays([pa.array(c) for c in columns], fields=list(bbox_type()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,7 @@ def points(x: np.ndarray, y: np.ndarray, z: np.ndarray | None, allowed: Sequence
         bad |= p.mask
     x0, y0 = np.where(bad, 0.0, x), np.where(bad, 0.0, y)
     wkb = point_wkb(x0, y0, None if z is None else np.where(bad, np.nan, z))
-    bbox = bbox_array(np.column_stack([x0, y0, x0, y0]))
+    bbox = bbox_array([x0, y0, x0, y0])
     if max_decimals is not None:
         over = (decimals_over(x0, max_decimals) | decimals_over(y0, max_decimals)) & ~bad
         problems.append(Problem(over, "GEOMETRY_OVERPRECISE", column, f"more than {max_decimals} decimals"))
@@ -216,7 +218,7 @@ def parsed(values: Sequence[Any], how: str, allowed: Sequence[str], max_decimals
     wkb = shapely.to_wkb(geoms, output_dimension=3, byte_order=1, flavor="iso")
     import pyarrow as pa
 
-    out = Geometries(pa.array(wkb, pa.binary()), bbox_array(bounds), problems, flattened)
+    out = Geometries(pa.array(wkb, pa.binary()), bbox_array(list(bounds.T)), problems, flattened)
     if max_decimals is not None:  # every coordinate of every usable geometry at once, mapped back to its row
         over = np.zeros(len(values), dtype=bool)
         rows = np.nonzero(present)[0]
@@ -279,12 +281,9 @@ def wkb_types(wkb: pa.ChunkedArray | pa.Array) -> tuple[set[str], np.ndarray]:
     be = rows[:, 1:5].copy().view(">u4").ravel()
     codes = np.where(little, le, be)
     iso = codes & 0xFFFF
-    has_z = ((codes & 0x80000000) != 0) | np.isin(iso // 1000, (1, 3))
-    names = {"Point": 1, "LineString": 2, "Polygon": 3, "MultiPoint": 4, "MultiLineString": 5, "MultiPolygon": 6,
-             "GeometryCollection": 7}
-    by_code = {v: k for k, v in names.items()}
-    found = {by_code.get(int(c) % 1000, "Unknown") + (" Z" if z else "")
-             for c, z in set(zip((iso % 1000).tolist(), has_z.tolist(), strict=True))}
+    has_z = ((codes & 0x80000000) != 0) | ((iso // 1000) == 1) | ((iso // 1000) == 3)
+    found = {_WKB_NAMES.get(int(c) // 2, "Unknown") + (" Z" if c % 2 else "")
+             for c in np.unique((iso % 1000) * 2 + has_z).tolist()}
     return found, has_z
 
 

@@ -219,16 +219,25 @@ def control_rows(values: pa.Array) -> np.ndarray | None:
     if values.null_count == len(values) or len(values) == 0:
         return None
     data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
-    c0 = (data < 0x20) & (data != 9) & (data != 10) & (data != 13)
-    c1 = (data[:-1] == 0xC2) & (data[1:] >= 0x80) & (data[1:] <= 0x9F)
-    if not (c0.any() or (data == 0x7F).any() or c1.any()):
+    if len(data) == 0 or not _suspicious(data):
         return None
     hit = pc.fill_null(pc.match_substring_regex(values, CONTROL), False)
     rows = np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
     return rows if rows.any() else None
 
 
-def column_values(raw: pa.Table, name: str) -> tuple[pa.Array | None, str]:
+def _suspicious(data: np.ndarray) -> bool:
+    """Whether text bytes may hold a control character: two vectorised reductions decide for ASCII text; a C1
+    character starts with the byte 0xC2."""
+    lo, hi = int(data.min()), int(data.max())
+    if lo < 0x20:
+        low = data[data < 0x20]
+        if ((low != 9) & (low != 10) & (low != 13)).any():
+            return True
+    return hi >= 0x7F and bool((data == 0x7F).any() or (data == 0xC2).any())
+
+
+def column_values(raw: pa.Table, name: str, native: pa.Array | None = None) -> tuple[pa.Array | None, str]:
     """A source column as strings, and its type's name (None when the source has no such column). A column that
     Arrow cannot write as text (a struct, a list) comes back as nulls, its type named."""
     import pyarrow as pa
@@ -236,7 +245,7 @@ def column_values(raw: pa.Table, name: str) -> tuple[pa.Array | None, str]:
 
     if name not in raw.column_names:
         return None, ""
-    values = raw.column(name).combine_chunks()
+    values = native if native is not None else raw.column(name).combine_chunks()
     kind = arrow_name(values.type)
     if values.type != pa.string():
         try:
@@ -380,7 +389,7 @@ class Normalizer:
             if self._needed(col):
                 mark(codes, absent, self.causes.code("SCHEMA_INVALID", name, "required, found null"))
             return done.typed, absent
-        values, found = column_values(raw, name)
+        values, found = column_values(raw, name, native)
         if values is None:
             detail = f"expected {label}, found {found}" if found else \
                 "required, found null" if self.json_rows else "missing from the source"

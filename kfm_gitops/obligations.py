@@ -122,7 +122,7 @@ class Obligations:
             self.off_grid += int((~np.isclose(steps, np.round(steps), rtol=0, atol=1e-6)).any(axis=1).sum())
         wkb = pa.array(shapely.to_wkb(geoms, output_dimension=3, byte_order=1, flavor="iso"), pa.binary())
         table = table.set_column(table.column_names.index(self.geometry_column), self.geometry_column, wkb)
-        return table.set_column(table.column_names.index("bbox"), "bbox", bbox_array(shapely.bounds(geoms)))
+        return table.set_column(table.column_names.index("bbox"), "bbox", bbox_array(list(shapely.bounds(geoms).T)))
 
     def suppress(self, table: pa.Table) -> np.ndarray:
         """Rows of a whole partition in groups smaller than min_count (True: drop)."""
