@@ -60,6 +60,9 @@ def from_epoch(values: pa.Array, encoding: str) -> Converted:
     import pyarrow.compute as pc
 
     digits = _FRACTION_DIGITS[encoding]
+    whole_numbers = pc.match_substring_regex(values, f"^-?[0-9]{{1,{_INT_DIGITS[encoding]}}}$")  # Arrow: no "+"
+    if pc.all(pc.or_kleene(whole_numbers, pc.is_null(values))).as_py() is not False:
+        return _from_integers(pc.cast(values, pa.int64()), 10 ** digits)  # the common case: one cast
     parts = pc.extract_regex(values, r"^(?P<sign>[+-]?)(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?$")
     shaped = _mask(pc.is_valid(parts))
     whole = pc.utf8_ltrim(pc.struct_field(parts, "int"), characters="0")
@@ -84,6 +87,20 @@ def from_epoch(values: pa.Array, encoding: str) -> Converted:
                      ((outside, "out of range"), (finer, "finer than a microsecond")))
 
 
+def _from_integers(ints: pa.Array, scale: int) -> Converted:
+    """Whole epoch numbers (int64) in units of 1/``scale`` seconds to instants, those out of range refused."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    present = _mask(pc.is_valid(ints))
+    fits = pc.and_(pc.greater_equal(ints, -(-MIN_US // scale)), pc.less_equal(ints, MAX_US // scale))
+    good = present & _mask(fits)
+    micros = pc.multiply(pc.if_else(pa.array(good), ints, 0), scale)
+    typed = pc.cast(pc.if_else(pa.array(good), micros, pa.scalar(None, pa.int64())), pa.timestamp("us", tz="UTC"))
+    bad = present & ~good
+    return Converted(typed, bad, bad, ((bad, "out of range"),))
+
+
 def from_epoch_numbers(values: pa.Array, encoding: str) -> Converted:
     """Epoch numbers of a typed source (Parquet integers or floats) to instants; a float is rounded to the
     nearest microsecond, as exact as the float itself."""
@@ -94,10 +111,7 @@ def from_epoch_numbers(values: pa.Array, encoding: str) -> Converted:
     scale = 10 ** _FRACTION_DIGITS[encoding]
     present = _mask(pc.is_valid(values))
     if pa.types.is_integer(values.type):  # integers stay exact: no detour through float
-        ints = pc.cast(values, pa.int64())
-        fits = pc.and_(pc.greater_equal(ints, -(-MIN_US // scale)), pc.less_equal(ints, MAX_US // scale))
-        good = present & _mask(fits)
-        micros = pc.multiply(pc.if_else(pa.array(good), ints, 0), scale)
+        return _from_integers(pc.cast(values, pa.int64()), scale)
     else:
         with np.errstate(invalid="ignore", over="ignore"):
             numbers = np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)

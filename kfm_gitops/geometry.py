@@ -98,13 +98,17 @@ def point_wkb(x: np.ndarray, y: np.ndarray, z: np.ndarray | None = None) -> pa.A
 
     n = len(x)
     has_z = np.zeros(n, dtype=bool) if z is None else ~np.isnan(z)
-    if not has_z.any():  # the common case: one fixed-width buffer
-        buf = np.empty((n, POINT_2D), dtype=np.uint8)
+    if has_z.all() or not has_z.any():  # the common cases: one fixed-width buffer
+        width = POINT_3D if n and has_z.all() else POINT_2D
+        buf = np.empty((n, width), dtype=np.uint8)
         buf[:, 0] = 1
-        buf[:, 1:5] = np.frombuffer(np.uint32(1).tobytes(), dtype=np.uint8)
+        buf[:, 1:5] = np.frombuffer(np.uint32(1001 if width == POINT_3D else 1).tobytes(), dtype=np.uint8)
         buf[:, 5:13] = x.astype("<f8").view(np.uint8).reshape(n, 8)
         buf[:, 13:21] = y.astype("<f8").view(np.uint8).reshape(n, 8)
-        offsets = np.arange(0, POINT_2D * (n + 1), POINT_2D, dtype=np.int32)
+        if width == POINT_3D:
+            assert z is not None
+            buf[:, 21:29] = z.astype("<f8").view(np.uint8).reshape(n, 8)
+        offsets = np.arange(0, width * (n + 1), width, dtype=np.int32)
         return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf.tobytes())])
     assert z is not None
     sizes = np.where(has_z, POINT_3D, POINT_2D)

@@ -110,3 +110,10 @@ def test_an_int_time_column_says_how_to_declare_it(tmp_path: Path, kfm: Runner,
                and "encoding: epoch_s, epoch_ms or epoch_us" in ln for ln in lines), r.out
     assert any("DATASET_COLUMN_ENCODING: column 'depth' is float64, which cannot be read from epoch_s" in ln
                and "encoding is for timestamp and date columns" in ln for ln in lines), r.out
+
+
+def test_whole_epoch_numbers_take_the_one_cast_path() -> None:
+    got, failed = times(["1688205600123", "-1", "0012", None, "253402300800000"], "epoch_ms")
+    assert got == [at(2023, 7, 1, 10, 0, 0, 123000), at(1969, 12, 31, 23, 59, 59, 999000), at(1970, 1, 1, 0, 0, 0,
+                                                                                              12000), None, None]
+    assert failed == [False, False, False, False, True]
