@@ -133,10 +133,10 @@ def from_local(values: pa.Array, encoding: str, zone: str, with_offset: Converte
     local = _mask(pc.match_substring_regex(values, DATE if encoding == "date" else NAIVE_TIMESTAMP))
     clean = pc.if_else(pa.array(local), values, pa.scalar(None, pa.string()))
     if encoding == "date":
-        naive, impossible = _cast_each(clean, pa.date32())
+        naive, impossible = cast_each(clean, pa.date32())
         naive = pc.cast(pc.cast(naive, pa.date32()), pa.timestamp("us"))
     else:
-        naive, impossible = _cast_each(clean, pa.timestamp("us"))
+        naive, impossible = cast_each(clean, pa.timestamp("us"))
     early = pc.assume_timezone(naive, timezone=zone, ambiguous="earliest", nonexistent="earliest")
     late = pc.assume_timezone(naive, timezone=zone, ambiguous="earliest", nonexistent="latest")
     gap = _mask(pc.not_equal(early, late))  # a local time the clocks skip
@@ -153,8 +153,9 @@ def from_local(values: pa.Array, encoding: str, zone: str, with_offset: Converte
     return Converted(typed, failed, (local & (impossible | gap)) | with_offset.impossible, whys + with_offset.why)
 
 
-def _cast_each(clean: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarray]:
-    """A cast that finds the impossible values (2023-02-30) one by one only when the batch holds one."""
+def cast_each(clean: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarray]:
+    """A cast of text that matched its pattern; when one value is impossible all the same (2023-02-30, an int out
+    of range), the values are cast one by one to find it (a rare batch: valid batches never come here)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -152,29 +152,11 @@ def convert_values(column: pa.Array, type_name: str, encoding: str | None = None
         try:
             typed = pc.cast(clean, target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            typed, impossible = _one_by_one(clean, target)
+            typed, impossible = encodings.cast_each(clean, target)
             good = pc.and_(good, pa.array(~impossible))
     done = _finite(typed, type_name, impossible)
     failed = np.asarray(pc.and_(present, pc.invert(good)).to_numpy(zero_copy_only=False), dtype=bool)
     return Converted(done.typed, failed | done.failed, done.impossible)
-
-
-def _one_by_one(clean: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarray]:
-    """A value that looks right but is not (2023-02-30, an int out of range): found one by one, among values that
-    all match their pattern (a rare batch; valid batches never come here)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    values, bad = [], []
-    for v in clean.to_pylist():
-        try:
-            values.append(pc.cast(pa.array([v], pa.string()), target)[0].as_py() if v is not None else None)
-            bad.append(False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            values.append(None)
-            bad.append(True)
-    return pa.array(values, target), np.array(bad, dtype=bool)
 
 
 def _finite(typed: pa.Array, type_name: str, impossible: np.ndarray) -> Converted:

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 from upstreams import (
-    backfill,
+    backfilled,
     collection,
     dataset_yaml,
     feature,
-    make_repository,
     pipeline_yaml,
     run_folders,
     version_partitions,
@@ -34,13 +33,11 @@ def test_a_month_file_read_by_daily_chunks_gives_one_partition_per_day(tmp_path:
     days = [quake(f"d{d}{k}", f"2023-07-0{d}T{10 + k}:00:00Z") for d in range(1, 6) for k in range(2)]
     outside = [quake("june", "2023-06-30T23:59:59Z"), quake("later", "2023-07-10T00:00:00Z")]
     month = collection(outside[:1] + days + outside[1:])
-    root = tmp_path / "repo"
-    plan = make_repository(root, "quakes", dataset_yaml(partitioning="daily", max_invalid=0.6),
-                           pipeline_yaml(pattern="{year}-{month}.geojson", transforms=RENAME_ID),
-                           {"2023-07.geojson": month},
-                           window=(datetime(2023, 7, 1, tzinfo=UTC), datetime(2023, 7, 6, tzinfo=UTC)), mode="daily")
-    monkeypatch.chdir(root)
-    code, out = backfill(kfm, plan)
+    root, code, out = backfilled(tmp_path, monkeypatch, kfm, dataset_yaml(partitioning="daily", max_invalid=0.6),
+                                 pipeline_yaml(pattern="{year}-{month}.geojson", transforms=RENAME_ID),
+                                 {"2023-07.geojson": month},
+                                 window=(datetime(2023, 7, 1, tzinfo=UTC), datetime(2023, 7, 6, tzinfo=UTC)),
+                                 mode="daily")
     assert code == 0, out
     import geopandas
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from upstreams import (
     backfill,
+    backfilled,
     collection,
     dataset_yaml,
     feature,
@@ -138,11 +139,8 @@ def test_ids_are_kept_end_to_end(tmp_path: Path, kfm: Runner, monkeypatch: pytes
 
 def test_a_missing_id_says_where_the_features_id_is(tmp_path: Path, kfm: Runner,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "repo"
-    plan = make_repository(root, "quakes", dataset_yaml(), pipeline_yaml(), {"2023-07/w.geojson": collection(
-        [quake()])})
-    monkeypatch.chdir(root)
-    code, out = backfill(kfm, plan)
+    _, code, out = backfilled(tmp_path, monkeypatch, kfm, dataset_yaml(), pipeline_yaml(),
+                              {"2023-07/w.geojson": collection([quake()])})
     assert code == 1
     assert ('COLUMN_MISSING: chunk 2023-07: 2023-07/w.geojson has no column event_id that the contract declares '
             '(hint: fix the upstream delivery, or rename a source column to it (transforms: [{op: rename, columns: '
@@ -153,11 +151,8 @@ def test_a_misspelt_features_key_is_not_a_silent_loss(tmp_path: Path, kfm: Runne
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     good = collection([quake(fid=f"a{i}", time=f"2023-07-0{i}T00:00:00Z") for i in range(1, 4)])
     bad = json.dumps({"type": "FeatureCollection", "Features": [quake(fid="b1")]}).encode()
-    root = tmp_path / "repo"
-    plan = make_repository(root, "quakes", dataset_yaml(), pipeline_yaml(transforms=RENAME_ID),
-                           {"2023-07/a.geojson": good, "2023-07/b.geojson": bad})
-    monkeypatch.chdir(root)
-    code, out = backfill(kfm, plan)
+    _, code, out = backfilled(tmp_path, monkeypatch, kfm, dataset_yaml(), pipeline_yaml(transforms=RENAME_ID),
+                              {"2023-07/a.geojson": good, "2023-07/b.geojson": bad})
     assert code == 1
     assert ("SOURCE_UNREADABLE: 2023-07/b.geojson is a FeatureCollection without 'features' (it has 'Features'): "
             "its features would be lost") in out
@@ -175,12 +170,9 @@ def test_control_characters_in_text_are_refused_by_column(tmp_path: Path, kfm: R
                     "a3,2023-07-03T00:00:00Z,1.5,bell\x07,-117.5,35.7\n"
                     "a4,2023-07-04T00:00:00Z,1.5,c1\u0085,-117.5,35.7\n"
                     "a5,2023-07-05T00:00:00Z,1.5,São Tomé,-117.5,35.7\n")
-    root = tmp_path / "repo"
-    plan = make_repository(root, "quakes", dataset_yaml(types="Point", max_invalid=0.9),
-                           pipeline_yaml(pattern="{year}-{month}/*.csv", source=CSV_SOURCE),
-                           {"2023-07/e.csv": csv.encode()})
-    monkeypatch.chdir(root)
-    code, out = backfill(kfm, plan)
+    root, code, out = backfilled(tmp_path, monkeypatch, kfm, dataset_yaml(types="Point", max_invalid=0.9),
+                                 pipeline_yaml(pattern="{year}-{month}/*.csv", source=CSV_SOURCE),
+                                 {"2023-07/e.csv": csv.encode()})
     assert code == 0, out
     import geopandas
 
@@ -194,12 +186,9 @@ def test_control_characters_in_text_are_refused_by_column(tmp_path: Path, kfm: R
 def test_renamed_coordinate_columns_are_missing_columns(tmp_path: Path, kfm: Runner,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     csv = "event_id,time,mag,place,lon,lat\na1,2023-07-01T00:00:00Z,1.5,x,-117.5,35.7\n"
-    root = tmp_path / "repo"
-    plan = make_repository(root, "quakes", dataset_yaml(types="Point"),
-                           pipeline_yaml(pattern="{year}-{month}/*.csv", source=CSV_SOURCE),
-                           {"2023-07/e.csv": csv.encode()})
-    monkeypatch.chdir(root)
-    code, out = backfill(kfm, plan)
+    _, code, out = backfilled(tmp_path, monkeypatch, kfm, dataset_yaml(types="Point"),
+                              pipeline_yaml(pattern="{year}-{month}/*.csv", source=CSV_SOURCE),
+                              {"2023-07/e.csv": csv.encode()})
     assert code == 1
     assert ("COLUMN_MISSING: chunk 2023-07: 2023-07/e.csv has no column latitude, longitude that the contract "
             'declares (hint: fix the upstream delivery, or rename a source column to it (transforms: [{op: rename, '
@@ -216,12 +205,9 @@ def test_a_property_some_features_lack_is_not_missing_from_the_source(tmp_path: 
     for f in features[:2]:
         del f["properties"]["mag"]  # the whole first batch lacks mag
     features[4]["properties"]["magnitude"] = features[4]["properties"].pop("mag")
-    root = tmp_path / "repo"
-    plan = make_repository(root, "quakes", dataset_yaml(), pipeline_yaml(
-        transforms='[{op: rename, columns: {"$id": event_id}}, {op: drop, names: [magnitude]}]'),
-        {"2023-07/a.geojson": collection(features)})
-    monkeypatch.chdir(root)
-    code, out = backfill(kfm, plan)
+    transforms = '[{op: rename, columns: {"$id": event_id}}, {op: drop, names: [magnitude]}]'
+    root, code, out = backfilled(tmp_path, monkeypatch, kfm, dataset_yaml(), pipeline_yaml(transforms=transforms),
+                                 {"2023-07/a.geojson": collection(features)})
     assert code == 0, out
     import geopandas
 

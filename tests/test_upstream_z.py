@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from upstreams import (
-    backfill,
+    backfilled,
     collection,
     dataset_yaml,
     feature,
@@ -43,10 +43,7 @@ def validator_passes(path: Path) -> None:
 
 
 def test_z_is_kept_end_to_end(tmp_path: Path, kfm: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "repo"
-    plan = make_repository(root, "quakes", dataset_yaml(), pipeline_yaml(), month(QUAKES))
-    monkeypatch.chdir(root)
-    code, out = backfill(kfm, plan)
+    root, code, out = backfilled(tmp_path, monkeypatch, kfm, dataset_yaml(), pipeline_yaml(), month(QUAKES))
     assert code == 0, out
     path = version_partitions(root, "quakes")["2023-07"]
     import geopandas
@@ -64,10 +61,8 @@ def test_z_is_kept_end_to_end(tmp_path: Path, kfm: Runner, monkeypatch: pytest.M
 
 def test_a_2d_contract_refuses_z_with_a_count_never_flattens(tmp_path: Path, kfm: Runner,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "repo"
-    plan = make_repository(root, "quakes", dataset_yaml(types="Point"), pipeline_yaml(), month(QUAKES))
-    monkeypatch.chdir(root)
-    code, out = backfill(kfm, plan)
+    root, code, out = backfilled(tmp_path, monkeypatch, kfm, dataset_yaml(types="Point"), pipeline_yaml(),
+                                 month(QUAKES))
     assert code == 1
     assert ("top reasons: geometry: Point Z; the contract declares Point (declare Point Z, or flatten with the "
             "force_2d transform) (3 rows)") in out
@@ -83,11 +78,8 @@ def test_a_2d_contract_refuses_z_with_a_count_never_flattens(tmp_path: Path, kfm
 
 def test_force_2d_flattens_with_evidence_in_the_receipt(tmp_path: Path, kfm: Runner,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "repo"
-    plan = make_repository(root, "quakes", dataset_yaml(types="Point"),
-                           pipeline_yaml(transforms="[{op: force_2d}]"), month(QUAKES))
-    monkeypatch.chdir(root)
-    code, out = backfill(kfm, plan)
+    root, code, out = backfilled(tmp_path, monkeypatch, kfm, dataset_yaml(types="Point"),
+                                 pipeline_yaml(transforms="[{op: force_2d}]"), month(QUAKES))
     assert code == 0, out
     import geopandas
 
@@ -109,11 +101,9 @@ def test_a_z_column_gives_3d_points_and_a_row_without_z_is_named(tmp_path: Path,
            "a1,2023-07-01T00:00:00Z,1.5,x,-117.5,35.7,8.25\n"
            "a2,2023-07-02T00:00:00Z,2.5,y,-118.5,34.7,\n"
            "a3,2023-07-03T00:00:00Z,3.5,z,-119.5,33.7,-0.5\n")
-    root = tmp_path / "repo"
-    plan = make_repository(root, "quakes", dataset_yaml(), pipeline_yaml(pattern="{year}-{month}/*.csv", source=XYZ),
-                           {"2023-07/events.csv": csv.encode()})
-    monkeypatch.chdir(root)
-    code, out = backfill(kfm, plan)
+    root, code, out = backfilled(tmp_path, monkeypatch, kfm, dataset_yaml(),
+                                 pipeline_yaml(pattern="{year}-{month}/*.csv", source=XYZ),
+                                 {"2023-07/events.csv": csv.encode()})
     assert code == 0, out
     import geopandas
 

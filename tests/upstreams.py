@@ -125,3 +125,14 @@ def version_partitions(root: Path, slug: str) -> dict[str, Path]:
         assert path is not None
         out[p["partition"]] = path
     return out
+
+
+def backfilled(tmp_path: Path, monkeypatch: Any, kfm: Runner, dataset: str, pipeline: str,
+               upstream: dict[str, bytes], **plan: Any) -> tuple[Path, int, str]:
+    """``make_repository`` in tmp_path/repo, as the working directory, and its plan backfilled: the root, the exit
+    code and the output."""
+    root = tmp_path / "repo"
+    path = make_repository(root, "quakes", dataset, pipeline, upstream, **plan)
+    monkeypatch.chdir(root)
+    code, out = backfill(kfm, path)
+    return root, code, out
