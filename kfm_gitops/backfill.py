@@ -44,9 +44,10 @@ from kfm_gitops.evidence import (
 )
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.identity import IdentityError, PartitionContent, dataset_version_id, sha256_digest
-from kfm_gitops.periods import Period, iso_utc, periods
+from kfm_gitops.periods import Period, iso_utc, parse_key, periods
 from kfm_gitops.plan import Plan, select_chunks, set_expected_version
 from kfm_gitops.policy import Decision, decide, load_bundle
+from kfm_gitops.qa import gap_notes
 from kfm_gitops.receipts import RECEIPT_FILE, Receipt, new_run_id, now_utc
 from kfm_gitops.store import Store
 from kfm_gitops.versions import (
@@ -198,7 +199,7 @@ def process_in_staging(config: Config, plan: Plan, contract: Contract, manifest:
     try:
         return process_chunk(contract, manifest, chunk, store, work, plan.time_axis,
                              obligations=list(plan.obligations),
-                             denied=None if decision.allow else list(decision.deny))
+                             denied=None if decision.allow else list(decision.deny), plan_chunks=plan.chunks())
     finally:
         clean(work)
 
@@ -222,7 +223,8 @@ def write_chunk_run(frozen: Frozen, rid: str, chunk: Period, params: str, inputs
     files, produced = run_files(result, decision)
     receipt = build_receipt(frozen, rid, "process", params, inputs=inputs, outputs=[*outputs, *produced],
                             findings=findings, chunk=chunk, decision_id=decision.decision_id,
-                            obligations_applied=result.obligations_applied)
+                            obligations_applied=result.obligations_applied,
+                            transforms_applied=result.transforms_applied)
     return write_run(frozen, receipt, files)
 
 
@@ -307,8 +309,8 @@ def version_partitions(plan: Plan, base: VersionManifest | None, runs: list[Chun
             "data in this backfill: the new version would unpublish them", None,
             hint="check the upstream for these periods, or shrink the window to leave them as they are"))
         return None
-    for g in gaps:
-        result.notes.append(f"gap: partition {g} has no data in this window")
+    if gaps:
+        result.notes.extend(gap_notes(sorted(window), set(gaps), parse_key(gaps[0])[0]))
     if not parts:
         result.findings.append(Finding("ROLLUP_EMPTY", "the backfill produced no partition at all", None,
                                        hint="check the upstream for the window"))

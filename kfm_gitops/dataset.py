@@ -13,6 +13,7 @@ from typing import Any, Literal
 from kfm_gitops import _yaml, schema
 from kfm_gitops._fs import display_path
 from kfm_gitops.config import Config, Vocabularies
+from kfm_gitops.encodings import ENCODINGS_OF
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.identity import spec_hash
 from kfm_gitops.periods import PeriodError, get_zone
@@ -88,38 +89,10 @@ def check_dataset(doc: _yaml.Document, vocab: Vocabularies, folder_slug: str | N
         out.append(Finding("DATASET_SLUG_MISMATCH",
                            f"slug {d['slug']!r} differs from its folder datasets/{folder_slug}/",
                            doc.locate(("slug",)), hint="rename the folder or fix the slug"))
-    columns = d["schema"]["columns"]
-    names = [c["name"] for c in columns]
-    types = {c["name"]: c["type"] for c in columns}
-    for i, c in enumerate(columns):
-        if names.index(c["name"]) != i:
-            out.append(Finding("DATASET_DUPLICATE_COLUMN", f"column {c['name']!r} is declared twice",
-                               doc.locate(("schema", "columns", i, "name"))))
-    id_col = d["schema"]["id_column"]
-    if id_col not in types:
-        out.append(Finding("DATASET_UNKNOWN_COLUMN", f"id_column {id_col!r} is not a declared column",
-                           doc.locate(("schema", "id_column")), hint=f"declared: {', '.join(names)}"))
-    geom = d["schema"]["geometry"]["column"]
-    if geom in types:
-        out.append(Finding("DATASET_GEOMETRY_COLUMN",
-                           f"geometry column {geom!r} must not also be an attribute column",
-                           doc.locate(("schema", "geometry", "column"))))
+    types = {c["name"]: c["type"] for c in d["schema"]["columns"]}
+    out.extend(_column_checks(doc))
+    out.extend(_axis_checks(doc, vocab, types))
     axes = d["time_axes"]
-    for axis, spec in axes.items():
-        if axis not in vocab.time_axes:
-            out.append(Finding("DATASET_UNKNOWN_TIME_AXIS", f"time axis {axis!r} is not in the vocabulary",
-                               doc.locate(("time_axes", axis), key=True),
-                               hint=f"known axes: {', '.join(vocab.time_axes)}"))
-        cols = ([("start_column", spec["start_column"]), ("end_column", spec["end_column"])]
-                if axis == "valid_time" else [("column", spec["column"])])
-        for field_name, col in cols:
-            if col not in types:
-                out.append(Finding("DATASET_UNKNOWN_COLUMN", f"time axis {axis} names column {col!r}, "
-                                   "which is not declared", doc.locate(("time_axes", axis, field_name))))
-            elif types[col] not in TIME_COLUMN_TYPES:
-                out.append(Finding("DATASET_TIME_COLUMN_TYPE",
-                                   f"time axis {axis} column {col!r} is {types[col]}, not timestamp or date",
-                                   doc.locate(("time_axes", axis, field_name))))
     part = d["partitioning"]
     if part["axis"] not in axes:
         out.append(Finding("DATASET_PARTITION_AXIS",
@@ -145,10 +118,83 @@ def check_dataset(doc: _yaml.Document, vocab: Vocabularies, folder_slug: str | N
         out.append(Finding("DATASET_EXTENT", f"extent bbox {bbox} is outside longitude/latitude range",
                            doc.locate(("extent", "bbox"))))
     out.extend(check_label(doc, ("policy",), d["policy"], vocab))
+    out.extend(_obligation_checks(doc, vocab))
     for col in d["qa"].get("max_null_ratio", {}):
         if col not in types:
             out.append(Finding("DATASET_UNKNOWN_COLUMN", f"qa.max_null_ratio names undeclared column {col!r}",
                                doc.locate(("qa", "max_null_ratio", col), key=True)))
+    return out
+
+
+def _obligation_checks(doc: _yaml.Document, vocab: Vocabularies) -> list[Finding]:
+    """The contract's obligations against its own data: what kfm cannot apply, and parameters that would do
+    nothing, at their line (an obligation type outside the vocabulary is check_label's)."""
+    from kfm_gitops.policy import dataset_columns, normalized, obligation_problems, param_problems
+
+    terms = dataset_columns(doc.data)
+    out: list[Finding] = []
+    for i, ob in enumerate(doc.data["policy"]["obligations"]):
+        if ob["type"] not in vocab.obligation_types:
+            continue
+        at_param = {f.message: key for key, f in param_problems(normalized(ob), terms[3])}
+        for f in obligation_problems([normalized(ob)], *terms):
+            path: tuple[str | int, ...] = ("policy", "obligations", i)
+            if f.message in at_param:
+                path = (*path, "params", at_param[f.message])
+            out.append(Finding("DATASET_OBLIGATION_INAPPLICABLE", f.message, doc.locate(path), hint=f.hint))
+    return out
+
+
+def _column_checks(doc: _yaml.Document) -> list[Finding]:
+    """Columns declared once, encodings their types can take, the id among them and the geometry apart."""
+    d = doc.data
+    out: list[Finding] = []
+    columns = d["schema"]["columns"]
+    names = [c["name"] for c in columns]
+    types = {c["name"]: c["type"] for c in columns}
+    for i, c in enumerate(columns):
+        if names.index(c["name"]) != i:
+            out.append(Finding("DATASET_DUPLICATE_COLUMN", f"column {c['name']!r} is declared twice",
+                               doc.locate(("schema", "columns", i, "name"))))
+        allowed = ENCODINGS_OF.get(c["type"], ())
+        if "encoding" in c and c["encoding"] not in allowed:
+            out.append(Finding("DATASET_COLUMN_ENCODING", f"column {c['name']!r} is {c['type']}, which cannot be "
+                               f"read from {c['encoding']}", doc.locate(("schema", "columns", i, "encoding")),
+                               hint=f"a {c['type']} column takes encoding: {', '.join(allowed)}" if allowed else
+                               "encoding is for timestamp and date columns"))
+    id_col = d["schema"]["id_column"]
+    if id_col not in types:
+        out.append(Finding("DATASET_UNKNOWN_COLUMN", f"id_column {id_col!r} is not a declared column",
+                           doc.locate(("schema", "id_column")), hint=f"declared: {', '.join(names)}"))
+    geom = d["schema"]["geometry"]["column"]
+    if geom in types:
+        out.append(Finding("DATASET_GEOMETRY_COLUMN",
+                           f"geometry column {geom!r} must not also be an attribute column",
+                           doc.locate(("schema", "geometry", "column"))))
+    return out
+
+
+def _axis_checks(doc: _yaml.Document, vocab: Vocabularies, types: dict[str, str]) -> list[Finding]:
+    """Each time axis known, and mapped to a declared timestamp or date column."""
+    out: list[Finding] = []
+    axes = doc.data["time_axes"]
+    for axis, spec in axes.items():
+        if axis not in vocab.time_axes:
+            out.append(Finding("DATASET_UNKNOWN_TIME_AXIS", f"time axis {axis!r} is not in the vocabulary",
+                               doc.locate(("time_axes", axis), key=True),
+                               hint=f"known axes: {', '.join(vocab.time_axes)}"))
+        cols = ([("start_column", spec["start_column"]), ("end_column", spec["end_column"])]
+                if axis == "valid_time" else [("column", spec["column"])])
+        for field_name, col in cols:
+            if col not in types:
+                out.append(Finding("DATASET_UNKNOWN_COLUMN", f"time axis {axis} names column {col!r}, "
+                                   "which is not declared", doc.locate(("time_axes", axis, field_name))))
+            elif types[col] not in TIME_COLUMN_TYPES:
+                out.append(Finding("DATASET_TIME_COLUMN_TYPE",
+                                   f"time axis {axis} column {col!r} is {types[col]}, not timestamp or date",
+                                   doc.locate(("time_axes", axis, field_name)),
+                                   hint="declare it as a timestamp; a source that writes epoch numbers says so with "
+                                   "encoding: epoch_s, epoch_ms or epoch_us"))
     return out
 
 
@@ -204,7 +250,15 @@ def check_pipeline(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[
                                         UTC))
             except TemplateError as exc:
                 out.append(Finding("PIPELINE_TEMPLATE", str(exc), doc.locate(("connector", "params", key))))
-    src = d["source"]
+    out.extend(_source_checks(doc, dataset))
+    out.extend(_transform_checks(doc, dataset))
+    return out
+
+
+def _source_checks(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[Finding]:
+    """The source's geometry and CRS against the contract: a Z the contract cannot hold, a 3-D contract fed 2-D."""
+    src = doc.data["source"]
+    out: list[Finding] = []
     geom = src.get("geometry")
     if src["format"] == "csv" and geom is None:
         out.append(Finding("PIPELINE_GEOMETRY", "a CSV source needs source.geometry (from: xy or wkt)",
@@ -215,16 +269,66 @@ def check_pipeline(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[
             if k not in geom:
                 out.append(Finding("PIPELINE_GEOMETRY", f"source.geometry from {geom['from']} needs '{k}'",
                                    doc.locate(("source", "geometry"), key=True)))
-    if dataset is not None and "crs" in src and src["crs"] != dataset.data["extent"]["crs"]:
+        if "z" in geom and geom["from"] != "xy":
+            out.append(Finding("PIPELINE_GEOMETRY", f"source.geometry from {geom['from']} takes Z from the geometry "
+                               "itself; 'z' names a column for from: xy only", doc.locate(("source", "geometry", "z"))))
+    if dataset is None:
+        return out
+    types = dataset.data["schema"]["geometry"]["types"]
+    flat = any(t["op"] == "force_2d" for t in doc.data.get("transforms", []))
+    if geom is not None and geom["from"] == "xy" and "z" in geom and not flat and not any(" Z" in t for t in types):
+        out.append(Finding("PIPELINE_GEOMETRY", f"source.geometry.z gives points a Z, but the contract declares "
+                           f"{', '.join(types)}: every row would be refused", doc.locate(("source", "geometry", "z")),
+                           hint="declare Point Z in dataset.yaml (schema.geometry.types), or drop z"))
+    if geom is not None and geom["from"] == "xy" and "z" not in geom and all(" Z" in t for t in types):
+        out.append(Finding("PIPELINE_GEOMETRY", f"the contract declares {', '.join(types)} only, but "
+                           "source.geometry names no z column: every row would be refused",
+                           doc.locate(("source", "geometry"), key=True), hint="name the z column, or declare Point"))
+    if "crs" in src and src["crs"] != dataset.data["extent"]["crs"]:
         out.append(Finding("PIPELINE_CRS", f"the source is in {src['crs']}, the contract publishes "
                            f"{dataset.data['extent']['crs']}; kfm does not reproject",
                            doc.locate(("source", "crs")), hint="deliver the source in the contract's CRS"))
-    for i, t in enumerate(d.get("transforms", [])):
-        need_key = "names" if t["op"] == "drop" else "columns"
-        if need_key not in t:
+    return out
+
+
+def _transform_checks(doc: _yaml.Document, dataset: _yaml.Document | None) -> list[Finding]:
+    out: list[Finding] = []
+    needs = {"rename": "columns", "drop": "names", "force_2d": None}
+    for i, t in enumerate(doc.data.get("transforms", [])):
+        need_key = needs[t["op"]]
+        if need_key is not None and need_key not in t:
             out.append(Finding("PIPELINE_TRANSFORM", f"transform {t['op']} needs '{need_key}'",
                                doc.locate(("transforms", i))))
+        for key in sorted({"columns", "names"} - {need_key} & set(t)):
+            out.append(Finding("PIPELINE_TRANSFORM", f"transform {t['op']} takes no '{key}'",
+                               doc.locate(("transforms", i, key), key=True)))
+        if t["op"] == "rename" and dataset is not None:
+            out.extend(_unused_renames(doc, dataset, i, t.get("columns", {})))
+        geom = doc.data["source"].get("geometry") or {}
+        if t["op"] == "force_2d" and geom.get("from") == "xy" and "z" not in geom:
+            out.append(Finding("PIPELINE_TRANSFORM", "force_2d has nothing to flatten: points from x and y columns "
+                               "without z are 2-D", doc.locate(("transforms", i, "op")), hint="remove it"))
+        if t["op"] == "force_2d" and dataset is not None:
+            three_d = [x for x in dataset.data["schema"]["geometry"]["types"] if x.endswith(" Z")]
+            if three_d:
+                out.append(Finding("PIPELINE_TRANSFORM", f"force_2d drops every Z, but the contract declares "
+                                   f"{', '.join(three_d)}", doc.locate(("transforms", i, "op")),
+                                   hint="remove force_2d to keep Z, or declare the 2-D types only"))
     return out
+
+
+def _unused_renames(doc: _yaml.Document, dataset: _yaml.Document, i: int, mapping: dict[str, str]) -> list[Finding]:
+    """A rename to a name that neither the contract's columns nor source.geometry read would change nothing."""
+    geom = doc.data["source"].get("geometry") or {"from": "geojson"}
+    columns = sorted(c["name"] for c in dataset.data["schema"]["columns"])
+    read = set(columns) | {geom[k] for k in ("x", "y", "z") if k in geom}
+    if geom["from"] != "xy":
+        read.add(geom.get("column", "geometry"))
+    return [Finding("PIPELINE_TRANSFORM", f"rename maps {source!r} to {target!r}, which neither the contract's "
+                    "columns nor source.geometry read: it would change nothing",
+                    doc.locate(("transforms", i, "columns", source)),
+                    hint=f"the contract's columns: {', '.join(columns)}")
+            for source, target in mapping.items() if target not in read]
 
 
 def load_contract(root: Path, slug: str, vocab: Vocabularies) -> Contract | list[Finding]:

@@ -179,8 +179,8 @@ def chunk_params(plan: PlanFile, chunk_key: str, spec_hash: str, policies: str =
 def build_receipt(frozen: Frozen, rid: str, operation: str, params: str, *, inputs: Sequence[Mapping[str, str]],
                   outputs: Sequence[Mapping[str, str]], findings: Sequence[Finding] = (), chunk: Period | None = None,
                   dataset_version_id: str | None = None, decision_id: str | None = None,
-                  obligations_applied: Sequence[Mapping[str, Any]] = (), created_at: datetime | None = None
-                  ) -> Receipt:
+                  obligations_applied: Sequence[Mapping[str, Any]] = (), created_at: datetime | None = None,
+                  transforms_applied: Sequence[Mapping[str, Any]] = ()) -> Receipt:
     """The one receipt builder: what run ``rid`` did (``chunk`` for an acquisition or a chunk run,
     ``dataset_version_id`` for the roll-up), in the frozen context, validated against the receipt schema."""
     from kfm_gitops.schema import validate_data
@@ -206,6 +206,8 @@ def build_receipt(frozen: Frozen, rid: str, operation: str, params: str, *, inpu
         data["chunk"] = {"key": chunk.key, "start": iso_utc(chunk.start), "end": iso_utc(chunk.end)}
     if dataset_version_id is not None:
         data["dataset_version_id"] = dataset_version_id
+    if transforms_applied:
+        data["transforms_applied"] = [dict(t) for t in transforms_applied]
     problems = validate_data(data, "receipt")
     if problems:
         raise InternalError(f"kfm made a receipt that fails its own schema: {problems[0]}")

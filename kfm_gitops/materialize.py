@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kfm_gitops.geometry import wkb_types, z_range
 from kfm_gitops.periods import iso_utc
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ WRITER = {"compression": "zstd", "compression_level": 1, "use_dictionary": True,
           "version": "2.6", "data_page_version": "1.0",
           # No ARROW:schema: readers then take the file metadata, where "geo" is written at close, as the schema's.
           "store_schema": False}
-WKB_TYPES = {1: "Point", 2: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString", 6: "MultiPolygon",
-             7: "GeometryCollection"}
 
 
 @dataclass(slots=True)
@@ -48,6 +47,7 @@ class PartitionWriter:
     time_min: datetime | None = None
     time_max: datetime | None = None
     types: set[str] = field(default_factory=set)
+    z: list[float] | None = None  # the smallest and largest Z, once a geometry with Z was written
     _writer: pq.ParquetWriter | None = None
 
     def write(self, table: pa.Table) -> None:
@@ -65,7 +65,11 @@ class PartitionWriter:
         if mm["min"] is not None:
             self.time_min = mm["min"] if self.time_min is None else min(self.time_min, mm["min"])
             self.time_max = mm["max"] if self.time_max is None else max(self.time_max, mm["max"])
-        self.types.update(_wkb_types(table.column(self.geometry_column)))
+        types, has_z = wkb_types(table.column(self.geometry_column))
+        self.types.update(types)
+        zs = z_range(table.column(self.geometry_column), has_z)
+        if zs is not None:
+            self.z = [zs[0], zs[1]] if self.z is None else [min(self.z[0], zs[0]), max(self.z[1], zs[1])]
         import pyarrow.parquet as pq
 
         if self._writer is None:
@@ -91,6 +95,8 @@ class PartitionWriter:
                 "temporal": [iso_utc(self.time_min) if self.time_min else None,
                              iso_utc(self.time_max) if self.time_max else None],
                 "geometry_types": sorted(self.types)}
+        if self.z is not None:
+            meta["z"] = [round(v, 9) for v in self.z]
         if self._writer is not None:
             self._writer.add_key_value_metadata({"geo": geo_metadata(self.geometry_column, meta)})
             self._writer.close()
@@ -99,41 +105,23 @@ class PartitionWriter:
 
 
 def geo_metadata(column: str, meta: dict[str, Any]) -> str:
-    """The GeoParquet 1.1 ``geo`` key: CRS omitted means OGC:CRS84, the contract's only CRS for now."""
+    """The GeoParquet 1.1 ``geo`` key: CRS omitted means OGC:CRS84, the contract's only CRS for now. A file with Z
+    gets a 3-D bbox (xmin, ymin, zmin, xmax, ymax, zmax), as the spec allows; the covering column stays 2-D."""
+    bbox = meta["bbox"]
+    if meta.get("z"):
+        bbox = [bbox[0], bbox[1], meta["z"][0], bbox[2], bbox[3], meta["z"][1]]
     doc = {
         "version": GEOPARQUET_VERSION,
         "primary_column": column,
         "columns": {column: {
             "encoding": "WKB",
             "geometry_types": meta["geometry_types"],
-            "bbox": meta["bbox"],
+            "bbox": bbox,
             "covering": {"bbox": {"xmin": ["bbox", "xmin"], "ymin": ["bbox", "ymin"], "xmax": ["bbox", "xmax"],
                                   "ymax": ["bbox", "ymax"]}},
         }},
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
-
-
-def _wkb_types(wkb: pa.ChunkedArray | pa.Array) -> set[str]:
-    """Geometry type names from the WKB headers (little- or big-endian, ISO or EWKB flags)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    head = pc.binary_slice(wkb, 0, 5)
-    if isinstance(head, pa.ChunkedArray):
-        head = head.combine_chunks()
-    if len(head) == 0:
-        return set()
-    raw = np.frombuffer(head.buffers()[2], dtype=np.uint8)[: 5 * len(head)]
-    if len(raw) < 5 * len(head):
-        return set()
-    rows = raw.reshape(-1, 5)
-    little = rows[:, 0] == 1
-    le = rows[:, 1:5].copy().view("<u4").ravel()
-    be = rows[:, 1:5].copy().view(">u4").ravel()
-    codes = np.where(little, le, be) & 0xFFFF
-    return {WKB_TYPES.get(int(c) % 1000, "Unknown") for c in np.unique(codes)}
 
 
 def store_artifact(store: Store, path: Path) -> tuple[str, int]:

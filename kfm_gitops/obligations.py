@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kfm_gitops.findings import Finding
-from kfm_gitops.normalize import GEOMETRY_TYPES
+from kfm_gitops.geometry import bbox_array, type_name
 from kfm_gitops.policy import dataset_columns, grid_cell, normalized, obligation_problems
 
 if TYPE_CHECKING:
@@ -46,23 +46,23 @@ class Obligations:
     suppressed: int = 0
     smallest_group: int | None = None
     off_grid: int = 0  # output coordinates not on a grid cell's centre (grid_aggregation)
-    types_seen: set[int] = field(default_factory=set)  # output geometry types, as shapely's type ids
+    types_seen: set[str] = field(default_factory=set)  # output geometry type names
 
     @classmethod
     def for_dataset(cls, obligations: list[dict[str, Any]], dataset: dict[str, Any]
                     ) -> tuple[Obligations, list[Finding]]:
         """``build`` for a dataset contract: its declared columns, geometry column, and the id and time-axis
         columns no obligation may remove."""
-        columns, protected, types = dataset_columns(dataset)
-        return cls.build(obligations, columns, dataset["schema"]["geometry"]["column"], protected, types)
+        columns, protected, types, decimals = dataset_columns(dataset)
+        return cls.build(obligations, columns, dataset["schema"]["geometry"]["column"], protected, types, decimals)
 
     @classmethod
     def build(cls, obligations: list[dict[str, Any]], columns: list[str], geometry_column: str,
-              protected: tuple[str, ...], geometry_types: tuple[str, ...] = ()
+              protected: tuple[str, ...], geometry_types: tuple[str, ...] = (), max_decimals: int | None = None
               ) -> tuple[Obligations, list[Finding]]:
         items = [normalized(o) for o in obligations]
         out = cls(items, geometry_column, protected)
-        findings = obligation_problems(items, columns, protected, geometry_types)
+        findings = obligation_problems(items, columns, protected, geometry_types, max_decimals)
         for ob in items:
             params = ob.get("params", {})
             if ob["type"] == "remove_attributes":
@@ -89,11 +89,11 @@ class Obligations:
         return table
 
     def _generalise(self, table: pa.Table) -> pa.Table:
+        """Rewrite the geometries and their bboxes. Rounding keeps Z (it generalises location, not depth);
+        centroid_only, bounding_box_only and grid_aggregation give 2-D results, as the evidence's types show."""
         import numpy as np
         import pyarrow as pa
         import shapely
-
-        from kfm_gitops.normalize import bbox_type
 
         col = table.column(self.geometry_column).combine_chunks()
         geoms = shapely.from_wkb(np.array(col.to_pylist(), dtype=object))
@@ -104,8 +104,9 @@ class Obligations:
             geoms = shapely.envelope(geoms)
         elif method.startswith("round_"):
             digits = int(method.split("_")[1])
-            coords = shapely.get_coordinates(geoms)
-            geoms = shapely.set_coordinates(geoms.copy(), np.round(coords, digits))
+            coords = shapely.get_coordinates(geoms, include_z=True)
+            coords[:, :2] = np.round(coords[:, :2], digits)
+            geoms = shapely.set_coordinates(geoms.copy(), coords)
         elif method.startswith("grid_aggregation_"):
             cell = grid_cell(method)
             centres = shapely.get_coordinates(shapely.centroid(geoms))
@@ -113,16 +114,15 @@ class Obligations:
             geoms = shapely.points(snapped)
         coords = shapely.get_coordinates(geoms)
         self.decimals_seen = max(self.decimals_seen, max_decimals(coords))
-        self.types_seen.update(int(t) for t in np.unique(shapely.get_type_id(geoms)).tolist())
+        self.types_seen.update(type_name(int(t), bool(z)) for t, z in set(zip(
+            shapely.get_type_id(geoms).tolist(), shapely.has_z(geoms).tolist(), strict=True)))
         if method.startswith("grid_aggregation_"):
             cell = grid_cell(method)
             steps = (coords - cell / 2) / cell
             self.off_grid += int((~np.isclose(steps, np.round(steps), rtol=0, atol=1e-6)).any(axis=1).sum())
-        wkb = pa.array(shapely.to_wkb(geoms, output_dimension=2, byte_order=1, flavor="iso"), pa.binary())
-        bounds = shapely.bounds(geoms)
-        bbox = pa.StructArray.from_arrays([pa.array(bounds[:, i]) for i in range(4)], fields=list(bbox_type()))
+        wkb = pa.array(shapely.to_wkb(geoms, output_dimension=3, byte_order=1, flavor="iso"), pa.binary())
         table = table.set_column(table.column_names.index(self.geometry_column), self.geometry_column, wkb)
-        return table.set_column(table.column_names.index("bbox"), "bbox", bbox)
+        return table.set_column(table.column_names.index("bbox"), "bbox", bbox_array(list(shapely.bounds(geoms).T)))
 
     def suppress(self, table: pa.Table) -> np.ndarray:
         """Rows of a whole partition in groups smaller than min_count (True: drop)."""
@@ -163,7 +163,7 @@ class Obligations:
                 if method.startswith("grid_aggregation_"):
                     evidence.update(cell_degrees=grid_cell(method), off_grid=self.off_grid)
                 elif method in ("centroid_only", "bounding_box_only"):
-                    evidence["geometry_types"] = sorted(GEOMETRY_TYPES[t] for t in self.types_seen)
+                    evidence["geometry_types"] = sorted(self.types_seen)
                 entry["evidence"] = evidence
             elif ob["type"] == "min_count_threshold":
                 entry["evidence"] = {"smallest_group": self.smallest_group, "suppressed_rows": self.suppressed}

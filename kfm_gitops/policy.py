@@ -339,16 +339,51 @@ def grid_cell(method: str) -> float:
     return size if unit == "deg" else size / _KM_PER_DEGREE if unit == "km" else size / 1000 / _KM_PER_DEGREE
 
 
-def dataset_columns(dataset: dict[str, Any]) -> tuple[list[str], tuple[str, ...], tuple[str, ...]]:
+def dataset_columns(dataset: dict[str, Any]) -> tuple[list[str], tuple[str, ...], tuple[str, ...], int | None]:
     """From a dataset contract: its declared columns, the columns no obligation may remove (the id and the time
-    axes'), and its geometry types."""
+    axes'), its geometry types, and the decimals its coordinates may have (None: not declared)."""
     schema = dataset["schema"]
     protected = (schema["id_column"], *[c for spec in dataset["time_axes"].values() for c in spec.values()])
-    return [c["name"] for c in schema["columns"]], protected, tuple(schema["geometry"].get("types", ()))
+    geometry = schema["geometry"]
+    return ([c["name"] for c in schema["columns"]], protected, tuple(geometry.get("types", ())),
+            geometry.get("max_decimals"))
+
+
+MAX_DECIMALS = 15  # what a double holds of a longitude's decimals, at most
+
+
+def param_problems(ob: dict[str, Any], max_decimals: int | None = None) -> list[tuple[str, Finding]]:
+    """Parameters of one obligation (normalised) that would do nothing, each with the parameter's key: a rounding
+    finer than coordinates can be, or than the contract already allows; a grid cell of 0; a minimum count of 1."""
+    params = ob.get("params", {})
+    out: list[tuple[str, Finding]] = []
+    method = str(params.get("method", ""))
+    m = re.fullmatch(r"round_([0-9]+)_decimals", method) if ob["type"] == "generalize_geometry" else None
+    if m and int(m.group(1)) > MAX_DECIMALS:
+        out.append(("method", Finding("OBLIGATION_INAPPLICABLE", f"{method}: coordinates carry at most "
+                                      f"{MAX_DECIMALS} decimals, so rounding to {int(m.group(1))} changes nothing",
+                                      None, hint="round_<n>_decimals takes n from 0 to 15; round_1_decimals is "
+                                      "about 11 km")))
+    elif m and max_decimals is not None and int(m.group(1)) >= max_decimals:
+        out.append(("method", Finding("OBLIGATION_INAPPLICABLE", f"{method} changes nothing: the contract's "
+                                      f"coordinates have at most {max_decimals} decimals already", None,
+                                      hint=f"round to fewer than {max_decimals} decimals")))
+    if ob["type"] == "generalize_geometry" and method.startswith("grid_aggregation_"):
+        try:
+            if grid_cell(method) <= 0:
+                out.append(("method", Finding("OBLIGATION_INAPPLICABLE", f"{method}: a cell of size 0 "
+                                              "generalises nothing", None, hint="e.g. grid_aggregation_10km")))
+        except ValueError:
+            pass  # obligation_problems says the cell is bad
+    if ob["type"] == "min_count_threshold" and params.get("min_count") == 1:
+        out.append(("min_count", Finding("OBLIGATION_INAPPLICABLE", "min_count_threshold with min_count 1 "
+                                         "suppresses nothing: every group has a row", None,
+                                         hint="the smallest group to publish, e.g. min_count: 3")))
+    return out
 
 
 def obligation_problems(items: list[dict[str, Any]], columns: list[str], protected: tuple[str, ...],
-                        geometry_types: tuple[str, ...] = ()) -> list[Finding]:
+                        geometry_types: tuple[str, ...] = (), max_decimals: int | None = None) -> list[Finding]:
     """Why obligations (normalised) cannot be applied to a dataset with these columns, protected (id and time-axis)
     columns and geometry types: an obligation kfm does not apply is never pretended applied. Plan checks use it at
     the plan's lines, the chunk pipeline before it reads a row."""
@@ -358,6 +393,7 @@ def obligation_problems(items: list[dict[str, Any]], columns: list[str], protect
     method: str | None = None
     for ob in items:
         params = ob.get("params", {})
+        findings.extend(f for _, f in param_problems(ob, max_decimals))
         if ob["type"] not in applied:
             # A type kfm.yaml adds to the vocabulary but no code applies.
             findings.append(Finding("OBLIGATION_INAPPLICABLE", f"kfm cannot apply obligations of type "

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import Runner, git
 from kfm_gitops.example import FIRST_PLAN, REDELIVERY, UPSTREAM
+from kfm_gitops.sources import SourceError
 from kfm_gitops.store import Store
 
 RUNS = "releases/ks_storm_reports/runs"
@@ -243,21 +244,21 @@ def test_other_formats(governed: Path, kfm: Runner) -> None:
 
 def test_a_feature_collection_is_read_feature_by_feature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches come out before the end of the file is read: a FeatureCollection is never loaded whole."""
-    from kfm_gitops import normalize
+    from kfm_gitops import sources
 
-    monkeypatch.setattr(normalize, "BATCH_ROWS", 10)
+    monkeypatch.setattr(sources, "BATCH_ROWS", 10)
     feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [-97.5, 38.25]},
                "properties": {"report_id": "KS-1", "magnitude": 1.75, "injuries": 2, "note": None}}
     body = json.dumps({"type": "FeatureCollection", "features": [feature] * 30})
     path = tmp_path / "cut.geojson"
     path.write_text(body[:-2] + ', {"type": "Feat')  # the last feature is cut off
     batches = []
-    with pytest.raises(ValueError, match="not valid JSON"):
-        for batch in normalize._geojson_batches(path, "geojson"):
+    with pytest.raises(SourceError, match="ends before the JSON is complete, at line 1, column 5098; 30 feature"):
+        for batch in sources._geojson_batches(path, "geojson"):
             batches.append(batch)
     assert [b.num_rows for b in batches] == [10, 10, 10]
     assert batches[0].to_pylist()[0] == {"report_id": "KS-1", "magnitude": "1.75", "injuries": "2", "note": None,
-                                         "geometry": json.dumps(feature["geometry"])}
+                                         "$id": None, "geometry": json.dumps(feature["geometry"])}
 
 
 def test_wkt_geometries_are_checked_for_type_validity_and_precision_all_at_once(governed: Path) -> None:
@@ -279,7 +280,15 @@ def test_wkt_geometries_are_checked_for_type_validity_and_precision_all_at_once(
               "LINESTRING (-98 38, -97 39)",  # a type the contract does not allow
               "POLYGON ((-98 38, -97 38",  # unparseable
               None]
-    _, bbox, bad, over = Normalizer(dataset, pipeline)._geometry(pa.table({"wkt": values}), len(values))
-    assert bad.tolist() == [False, False, False, False, True, True, True]
-    assert over.tolist() == [False, True, False, True, False, False, False]
-    assert bbox.to_pylist()[2] == {"xmin": -97.25, "ymin": 38.5, "xmax": -97.25, "ymax": 38.5}
+    import numpy as np
+
+    codes = np.zeros(len(values), dtype=np.int32)
+    geoms = Normalizer(dataset, pipeline)._geometry(pa.table({"wkt": values}), len(values), codes)
+    assert geoms.bad.tolist() == [False, False, False, False, True, True, True]
+    over = [p for p in geoms.problems if p.reason == "GEOMETRY_OVERPRECISE"]
+    assert [p.detail for p in over] == ["more than 2 decimals"]
+    assert over[0].mask.tolist() == [False, True, False, True, False, False, False]
+    assert geoms.bbox.to_pylist()[2] == {"xmin": -97.25, "ymin": 38.5, "xmax": -97.25, "ymax": 38.5}
+    details = {p.detail: np.nonzero(p.mask)[0].tolist() for p in geoms.problems if p.mask.any()}
+    assert details == {"missing": [6], "not a valid WKT geometry": [5],
+                       "LineString; the contract declares Point, Polygon": [4], "more than 2 decimals": [1, 3]}

@@ -42,7 +42,6 @@ SLUG = "ks_storm_reports"
 # Builtin exceptions the package raises that never reach a user as they are: each is caught next to where it is
 # raised and becomes a finding or another path, or marks a defect of kfm itself (the exit path's internal error).
 BUILTIN_RAISES = {
-    ("normalize", "ValueError"),  # a source kfm cannot read: the chunk run makes it SOURCE_UNREADABLE
     ("schema", "ValueError"),  # kfm's own bundled schemas disagree: a defect of the package
     ("_yaml", "ValueError"),  # replace_scalar cannot edit in place: set_expected_version edits in round trip
     ("plan", "TypeError"),  # build_plan on a malformed plan: check_plan already has its findings

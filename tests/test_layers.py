@@ -12,13 +12,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kfm_gitops"
 FOUNDATIONS = {"errors", "findings", "config", "_yaml", "_git", "identity", "store", "receipts", "evidence", "versions",
                "policy"}
 # The flow, in order; modules of one step may not import each other's later steps.
-FLOW = [{"plan", "dataset", "repository", "example"}, {"connectors", "acquire"}, {"normalize", "qa", "obligations"},
-        {"materialize"}, {"chunk"}, {"catalog"}, {"backfill"}, {"approvals", "ledger"}, {"gates"},
-        {"release", "export"}, {"_github"}, {"report"}, {"quickstart"}, {"cli"}]
+FLOW = [{"plan", "dataset", "repository", "example"}, {"connectors", "acquire"},
+        {"sources", "geometry", "normalize", "qa", "obligations"}, {"materialize"}, {"chunk"}, {"catalog"},
+        {"backfill"}, {"approvals", "ledger"}, {"gates"}, {"release", "export"}, {"_github"}, {"report"},
+        {"quickstart"}, {"cli"}]
 
 
 # Neither foundations nor steps: small utilities any module may use (they import only foundations and each other).
-HELPERS = {"_fs", "periods", "_rego", "_urls", "templates", "schema"}
+HELPERS = {"_fs", "periods", "_rego", "_urls", "templates", "schema", "encodings"}
 
 
 def step_of(module: str) -> int | None:

@@ -192,6 +192,9 @@ def test_a_restricted_plan_is_generalised_and_redacted(governed: Path, kfm: Runn
     assert counts.min() == smallest >= 3
     suppressed = applied["min_count_threshold"]["evidence"]["suppressed_rows"]
     assert len(df) + suppressed == 120
+    run = next((governed / "releases" / SLUG / "runs").glob("*.2023-01.*"))
+    assert json.loads((run / "qa.json").read_text())["rows"] == {
+        "total": 120, "accepted": 120, "quarantined": 0, "other_chunks": 0, "suppressed": suppressed}
 
 
 def test_grid_aggregation_snaps_every_point_to_a_cell_centre(governed: Path, kfm: Runner) -> None:

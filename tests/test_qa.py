@@ -42,18 +42,58 @@ def test_valid_time_overlaps() -> None:
 def test_thresholds_decide_the_status() -> None:
     import numpy as np
 
-    qa = QA(["id", "magnitude"])
-    table = pa.table({"id": ["a", "b", "c", "d"], "magnitude": [1.0, None, None, 2.0]})
-    qa.add(table, np.array([0, 0, 1, 0], dtype=np.int8), "id", table.filter(pa.array([True, True, False, True])))
+    from kfm_gitops.normalize import Causes
+
+    causes = Causes()
+    bad = causes.code("SCHEMA_INVALID", "magnitude", "expected float64, found string")
+    qa = QA(["id", "magnitude"], causes)
+    ids = pa.array(["a", "b", "c", "d"])
+    # Nulls are counted on every row read: the quarantined row "c" has no magnitude either.
+    absent = {"id": np.array([False] * 4), "magnitude": np.array([False, True, True, False])}
+    qa.add(ids, np.array([0, 0, bad, 0], dtype=np.int32), absent, 3)
     report = qa.report({"max_invalid_ratio": 0.3, "min_rows": 3, "max_null_ratio": {"magnitude": 0.3}}, "x", "2023-03")
     assert report["rows"] == {"total": 4, "accepted": 3, "quarantined": 1, "other_chunks": 0}
-    assert report["checks"][0] == {"reason": "SCHEMA_INVALID", "failed": 1, "sample_ids": ["c"]}
-    assert report["null_ratio"] == {"id": 0.0, "magnitude": 0.333333}
-    assert report["threshold_failures"] == ["column magnitude is 33.3% null; the contract allows 30.0%"]
+    assert report["checks"][0] == {"reason": "SCHEMA_INVALID", "failed": 1, "sample_ids": ["c"],
+                                   "columns": {"magnitude": 1},
+                                   "details": [{"column": "magnitude", "detail": "expected float64, found string",
+                                                "rows": 1}]}
+    assert report["null_ratio"] == {"id": 0.0, "magnitude": 0.5}
+    assert report["threshold_failures"] == ["column magnitude is 50.0% null; the contract allows 30.0%"]
     assert report["status"] == "fail"
+    assert qa.top() == ["magnitude: expected float64, found string (1 row)"]
     ok = qa.report({"max_invalid_ratio": 0.3, "min_rows": 3}, "x", "2023-03")
     assert ok["status"] == "pass"
     strict = qa.report({"max_invalid_ratio": 0.2, "min_rows": 4}, "x", "2023-03")
     assert strict["threshold_failures"] == [
         "1 of 4 rows (25.0%) failed checks; the contract allows 20.0%",
         "3 rows passed; the contract needs at least 4"]
+
+
+def test_a_chunk_quarantined_whole_still_reports_its_nulls() -> None:
+    """A column missing from every row is all null, though no row was accepted."""
+    import numpy as np
+
+    from kfm_gitops.normalize import Causes
+
+    causes = Causes()
+    bad = causes.code("SCHEMA_INVALID", "time", "expected timestamp, found int64")
+    qa = QA(["id", "time", "felt"], causes)
+    absent = {"id": np.zeros(5, dtype=bool), "time": np.zeros(5, dtype=bool), "felt": np.ones(5, dtype=bool)}
+    qa.add(pa.array(list("abcde")), np.full(5, bad, dtype=np.int32), absent, 0)
+    report = qa.report({}, "x", "2023-03")
+    assert report["null_ratio"] == {"felt": 1.0, "id": 0.0, "time": 0.0}
+    assert report["invalid_ratio"] == 1.0
+    assert qa.top() == ["time: expected timestamp, found int64 (5 rows)"]
+
+
+def test_gaps_are_intervals() -> None:
+    from kfm_gitops.qa import gap_notes
+
+    days = [f"2018-01-{d:02d}" for d in range(1, 32)]
+    assert gap_notes(days, set(days[:30]), "daily") == [
+        "gap: 2018-01-01 .. 2018-01-30 (30 daily partitions) have no data in this window"]
+    assert gap_notes(days, {days[2], days[4], days[5], days[30]}, "daily") == [
+        "gap: partition 2018-01-03 has no data in this window",
+        "gap: 2018-01-05 .. 2018-01-06 (2 daily partitions) have no data in this window",
+        "gap: partition 2018-01-31 has no data in this window"]
+    assert gap_notes(days, set(), "daily") == []

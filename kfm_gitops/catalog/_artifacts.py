@@ -51,6 +51,8 @@ def footer_meta(handle: IO[bytes] | str, digest: str, size: int, columns: Sequen
     md = pq.read_metadata(handle)
     geo = json.loads((md.metadata or {}).get(b"geo", b"{}"))
     bbox = geo.get("columns", {}).get(geo.get("primary_column"), {}).get("bbox")
+    if isinstance(bbox, list) and len(bbox) == 6:  # 3-D: the catalogs' extents are the horizontal ones
+        bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
     if not (isinstance(bbox, list) and len(bbox) == 4):
         raise ArtifactError("no bounding box in its GeoParquet metadata")
     leaves = {md.schema.column(i).path: i for i in range(md.num_columns)}
@@ -114,6 +116,9 @@ def read_artifacts(root: Path, store: Store, docs: VersionDocs, dataset: Mapping
             problems.append(Problem(MANIFEST, f"/partitions/{i}/processed", "ARTIFACT_UNREADABLE",
                                     f"the artifact of partition {p['partition']}: {exc}"))
     if problems:
-        text = (root / docs.folder / MANIFEST).read_text(encoding="utf-8")
+        from kfm_gitops.catalog._json import dumps
+
+        written = root / docs.folder / MANIFEST  # not yet, when the roll-up builds its catalogs before writing
+        text = written.read_text(encoding="utf-8") if written.is_file() else dumps(docs.manifest).decode("utf-8")
         return Locator(docs.folder, {MANIFEST: text}).findings(problems)
     return out

@@ -105,6 +105,19 @@ class Connector(Protocol):
     def fetch(self, params: Mapping[str, Any], window: Window, ctx: Context) -> FetchResult: ...
 
 
+def readers(connector: str, params: Mapping[str, Any], windows: list[Window], name: str) -> list[bool] | None:
+    """For each window, whether the connector fetches the object ``name`` for it, from its params alone (no
+    upstream is asked); None when the connector cannot say (a plugin without ``selects``). A chunk leaves the rows
+    of a shared file to the other chunks that read it."""
+    selects = getattr(get(connector), "selects", None)
+    if selects is None:
+        return None
+    try:
+        return [bool(selects(params, w, name)) for w in windows]
+    except TemplateError:
+        return None
+
+
 # How a connector fetches (not what): left out of an acquisition's identity and manifest, so that tuning a timeout
 # does not make the same bytes a new acquisition.
 OPERATIONAL_PARAMS = frozenset({"timeout", "retries", "backoff", "max_bytes"})

@@ -36,8 +36,31 @@ def _bad_relative(text: str) -> bool:
     return leaves_folder(text, absolute_ok=False)
 
 
+def glob_matches(name: str, pattern: str) -> bool:
+    """Whether ``Path.glob(pattern)`` below a folder finds the file ``name`` (a relative POSIX path): segment by
+    segment, ``**`` for any number of folders (and at the end, folders only), case-sensitive."""
+    from fnmatch import fnmatchcase
+
+    def match(parts: list[str], pats: list[str]) -> bool:
+        if not pats:
+            return not parts
+        if pats[0] == "**":
+            return any(match(parts[i:], pats[1:]) for i in range(len(parts) + 1))
+        return bool(parts) and fnmatchcase(parts[0], pats[0]) and match(parts[1:], pats[1:])
+
+    pats = [p for p in pattern.split("/") if p not in ("", ".")]
+    if pats and pats[-1] == "**":  # a pattern ending in ** finds folders only
+        return False
+    return match(list(PurePosixPath(name).parts), pats)
+
+
 class FileConnector:
     name = "file"
+
+    def selects(self, params: Mapping[str, Any], window: Window, name: str) -> bool:
+        """Whether the chunk of ``window`` reads the object ``name`` (what ``fetch`` would match, without looking)."""
+        pattern = params.get("pattern")
+        return isinstance(pattern, str) and any(glob_matches(name, g) for g in expand(pattern, window))
 
     def fetch(self, params: Mapping[str, Any], window: Window, ctx: Context) -> FetchResult:
         result = FetchResult()

@@ -261,6 +261,10 @@ class HttpConnector:
     def __init__(self, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._sleep = sleep  # tests pass their own to check the backoff without waiting for it
 
+    def selects(self, params: Mapping[str, Any], window: Window, name: str) -> bool:
+        """Whether the chunk of ``window`` asks for the object ``name``."""
+        return any(n == name for n, _ in plan_fetch(params, window, 1)[1])
+
     def fetch(self, params: Mapping[str, Any], window: Window, ctx: Context) -> FetchResult:
         result = FetchResult()
         loc = Location(ctx.where) if ctx.where else None
