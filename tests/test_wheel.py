@@ -21,7 +21,8 @@ def test_example_works_from_the_built_wheel(tmp_path: Path) -> None:
         names = set(zf.namelist())
         zf.extractall(site)
     for rel in ("kfm_gitops/schemas/plan.schema.json", "kfm_gitops/_generated/plan_validator.py",
-                "kfm_gitops/examples/ks_storm_reports/dataset.yaml", "kfm_gitops/py.typed"):
+                "kfm_gitops/examples/ks_storm_reports/dataset.yaml", "kfm_gitops/py.typed",
+                "kfm_gitops/catalog/dcat-profile.ttl"):
         assert rel in names
     # Run from the unpacked wheel, away from the checkout: it must not need the repository's files.
     script = (
