@@ -222,9 +222,20 @@ def test_the_roll_up_can_build_from_what_it_holds_before_writing(example: Path) 
     docs = version_docs(example, rel, manifest, runs,
                         Rollup(receipt["run_id"], receipt["created_at"], receipt["actor"], f"{rel}/receipt.json"))
     assert not isinstance(docs, list)
-    assert build(inputs_for(example, store_of(example), docs)) == build_catalogs(example, base, store_of(example))
+    files = build(inputs_for(example, store_of(example), docs))
+    assert files == build_catalogs(example, base, store_of(example))
     broken = version_docs(example, rel, {**manifest, "partitions": "none"}, runs, docs.rollup)
     assert isinstance(broken, list) and broken[0].code == "CATALOG_INPUT"
+
+
+def test_catalogs_not_yet_written_validate_from_memory(repo: Path) -> None:
+    files = build_catalogs(repo, folder(repo, GAP_FILLED), store_of(repo))
+    shutil.rmtree(folder(repo, GAP_FILLED) / "catalog")
+    result = validate_catalogs(repo, folder(repo, GAP_FILLED), store_of(repo), files=files)
+    assert result.ok and result.findings == (), [f.text() for f in result.findings]
+    broken = {**files, DCAT_FILE: files[DCAT_FILE].replace(b'"dct:title"', b'"dct:titel"', 1)}
+    result = validate_catalogs(repo, folder(repo, GAP_FILLED), store_of(repo), files=broken)
+    assert [f.code for f in result.findings] == ["DCAT_INVALID"]
 
 
 def test_stac_and_dcat_are_byte_identical_across_two_clones(example: Path, tmp_path: Path) -> None:
@@ -290,7 +301,8 @@ def test_precision_follows_the_label_and_the_obligations() -> None:
     assert coarsen((-98.123456789, 37.0, -98.0, 37.5), None) == (-98.123456789, 37.0, -98.0, 37.5)
 
 
-def test_a_restricted_label_gives_no_download_link_when_asset_links_are_denied(example: Path) -> None:
+def test_a_restricted_label_gives_no_download_link_when_asset_links_are_denied(example: Path, tmp_path: Path
+                                                                              ) -> None:
     import dataclasses
 
     inputs = read_inputs(example, folder(example, GENERALISED), store_of(example))
@@ -304,6 +316,10 @@ def test_a_restricted_label_gives_no_download_link_when_asset_links_are_denied(e
     rights = next(n for n in dcat["@graph"] if n["@id"].endswith("#access-rights"))
     assert rights["rdfs:label"] == "restricted" and rights["rdfs:seeAlso"]["@id"].endswith("/RESTRICTED")
     assert files != build(inputs)  # the label is part of what the records say
+    record = tmp_path / "dcat.jsonld"
+    record.write_bytes(files[DCAT_FILE])
+    conforms, text = dcat_ap_conforms(record)
+    assert conforms, text
 
 
 def test_the_contract_of_the_evidence_commit_is_used_when_the_working_tree_changed(repo: Path) -> None:
