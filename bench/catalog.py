@@ -47,6 +47,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,15 @@ FIRST_DAY = date(2021, 1, 1)
 ROWS = 24
 STANDARDS = Path(__file__).resolve().parents[1].parent / "shared" / "standards"
 PLAN_REL = f"plans/{SLUG}/backfill-20240102-be4c11.yml"
+PARAMS = "sha256:" + "1" * 64  # the synthetic runs' params digest
+
+
+def frozen(repo: Path) -> Any:
+    """The run context the synthetic receipts record (a commit of zeros: these runs ran from no commit)."""
+    from kfm_gitops.config import Config
+    from kfm_gitops.evidence import Frozen
+
+    return Frozen(Config(repo), SLUG, PLAN_REL, "0" * 40, "bench-pipeline@example.org")
 
 KFM_STEP = (
     "import json, sys\n"
@@ -157,12 +167,14 @@ def month_runs(days: list[date]) -> dict[str, list[date]]:
     return out
 
 
-def chunk_run(repo: Path, store: Any, key: str, days: list[date], terms: str, started: datetime, rng: random.Random,
-              env: dict[str, Any]) -> tuple[str, str, str, list[dict[str, Any]]]:
+def chunk_run(repo: Path, store: Any, key: str, days: list[date], terms: str, started: datetime, rng: random.Random
+              ) -> tuple[str, str, str, list[dict[str, Any]]]:
     """One month: RAW objects, artifacts, the acquisition manifest and the receipt; (run id, receipt path, receipt
     digest, partitions)."""
+    from kfm_gitops.evidence import build_receipt
     from kfm_gitops.identity import acquisition_id, sha256_digest
-    from kfm_gitops.receipts import make_receipt, run_folder_name
+    from kfm_gitops.periods import Period
+    from kfm_gitops.versions import run_folder_name
 
     raw = {d: store.put_bytes(f"report_id,event_time\nKS-{d:%Y%m%d},{d}T00:00:00Z\n".encode()).digest for d in days}
     made = {}
@@ -179,17 +191,15 @@ def chunk_run(repo: Path, store: Any, key: str, days: list[date], terms: str, st
     (repo / acq_rel).parent.mkdir(parents=True, exist_ok=True)
     (repo / acq_rel).write_bytes(acq_bytes)
     rid = f"kfm://run/{started:%Y%m%dT%H%M%SZ}.{key}.{rng.getrandbits(32):08x}"
-    receipt = make_receipt(
-        root=repo, rid=rid, slug=SLUG, actor={"principal": "bench-pipeline", "role": "pipeline"},
-        operation="process",
+    receipt = build_receipt(
+        frozen(repo), rid, "process", PARAMS,
         inputs=[{"uri": f"upstream/{SLUG}/TERMS.txt", "digest": terms, "role": "terms"},
                 *({"uri": o["source_uri"], "digest": o["digest"]} for o in objects)],
         outputs=[{"uri": acq_rel, "digest": sha256_digest(acq_bytes), "role": "acquisition"},
                  *({"uri": f"kfm://artifact/{made[d]}", "digest": made[d], "role": f"partition:{d}"} for d in days)],
-        env=env, findings=[], chunk={"key": key, "start": f"{days[0]}T00:00:00Z",
-                                     "end": f"{days[-1] + timedelta(days=1)}T00:00:00Z"},
-        plan=PLAN_REL, decision_id="kfm://policy_decision/0123456789abcdef",
-        created_at=started + timedelta(seconds=30))
+        chunk=Period(key, "monthly", datetime.combine(days[0], clock_time(), UTC),
+                     datetime.combine(days[-1] + timedelta(days=1), clock_time(), UTC)),
+        decision_id="kfm://policy_decision/0123456789abcdef", created_at=started + timedelta(seconds=30))
     folder = repo / "releases" / SLUG / "runs" / run_folder_name(rid)
     folder.mkdir(parents=True)
     (folder / "receipt.json").write_bytes(receipt.bytes)
@@ -217,21 +227,20 @@ def pretty(doc: Any) -> bytes:
 
 def synthesise(repo: Path, n: int) -> Path:
     """A version of ``n`` daily partitions (see the module's docstring); its folder."""
+    from kfm_gitops.evidence import build_receipt
     from kfm_gitops.identity import PartitionContent, dataset_version_id, sha256_digest
-    from kfm_gitops.receipts import environment, make_receipt
     from kfm_gitops.store import Store
 
     spec = daily_contract(repo)
     store = Store(str(repo / ".kfm" / "objects"))
     rng = random.Random(n)
-    env = environment("0" * 40, "sha256:" + "1" * 64)
     terms = store.put_bytes(b"Bench terms: CC BY 4.0\n").digest
     (repo / PLAN_REL).write_text(f'dataset_slug: {SLUG}\nrequested_by: "bench-requester"\n'
                                  'reviewers: ["bench-steward"]\n', encoding="utf-8")
     clock = datetime(2024, 1, 2, 9, 0, tzinfo=UTC)
     runs, parts = [], []
     for i, (key, days) in enumerate(month_runs([FIRST_DAY + timedelta(days=k) for k in range(n)]).items()):
-        rid, receipt, digest, made = chunk_run(repo, store, key, days, terms, clock + timedelta(minutes=i), rng, env)
+        rid, receipt, digest, made = chunk_run(repo, store, key, days, terms, clock + timedelta(minutes=i), rng)
         runs.append({"chunk": key, "run_id": rid, "receipt": receipt, "digest": digest})
         parts += made
     version = dataset_version_id(spec, [PartitionContent(p["partition"], p["processed"], tuple(p["raw"]))
@@ -251,12 +260,11 @@ def synthesise(repo: Path, n: int) -> Path:
     (folder / "runs.json").write_bytes(runs_bytes)
     (folder / "promotion-manifest.json").write_bytes(manifest)
     rid = f"kfm://run/{clock + timedelta(hours=1):%Y%m%dT%H%M%SZ}.{parts[-1]['partition']}.0badc0de"
-    rollup = make_receipt(root=repo, rid=rid, slug=SLUG, actor={"principal": "bench-pipeline", "role": "pipeline"},
-                          operation="rollup", inputs=[{"uri": r["receipt"], "digest": r["digest"]} for r in runs],
-                          outputs=[{"uri": "promotion-manifest.json", "digest": sha256_digest(manifest)},
-                                   {"uri": "runs.json", "digest": sha256_digest(runs_bytes)}],
-                          env=env, findings=[], dataset_version_id=version, plan=PLAN_REL,
-                          created_at=clock + timedelta(hours=1, seconds=5))
+    rollup = build_receipt(frozen(repo), rid, "rollup", PARAMS,
+                           inputs=[{"uri": r["receipt"], "digest": r["digest"]} for r in runs],
+                           outputs=[{"uri": "promotion-manifest.json", "digest": sha256_digest(manifest)},
+                                    {"uri": "runs.json", "digest": sha256_digest(runs_bytes)}],
+                           dataset_version_id=version, created_at=clock + timedelta(hours=1, seconds=5))
     (folder / "receipt.json").write_bytes(rollup.bytes)
     return folder
 

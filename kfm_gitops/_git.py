@@ -345,3 +345,107 @@ def resolve(repo: Repository, rev: str) -> Oid:
     import pygit2
 
     return repo.revparse_single(rev).peel(pygit2.Commit).id
+
+
+def tree_names(repo: Repository, commit_id: Rev, folder: str) -> list[str]:
+    """The names directly inside ``folder`` at a commit (empty when it is not there)."""
+    import pygit2
+
+    tree = _commit(repo, commit_id).tree
+    if folder:
+        try:
+            obj = repo[tree[folder].id]
+        except KeyError:
+            return []
+        if not isinstance(obj, pygit2.Tree):
+            return []
+        tree = obj
+    return sorted(entry.name for entry in tree if entry.name is not None)
+
+
+def _blob_id(commit: Commit, path: str) -> Oid | None:
+    try:
+        return commit.tree[path].id
+    except KeyError:
+        return None
+
+
+def last_change(repo: Repository, head: Rev, path: str) -> Oid | None:
+    """The commit on ``head``'s first-parent line that last changed ``path`` (None when it never existed there).
+    Walks back only as far as that commit."""
+    commit = _commit(repo, head)
+    blob = _blob_id(commit, path)
+    if blob is None:
+        return None
+    while commit.parents and _blob_id(commit.parents[0], path) == blob:
+        commit = commit.parents[0]
+    return commit.id
+
+
+def is_ancestor(repo: Repository, ancestor: Oid, descendant: Oid) -> bool:
+    return ancestor == descendant or repo.merge_base(ancestor, descendant) == ancestor
+
+
+def branch_from(repo: Repository, branch: str, start: Oid, files: Mapping[str, bytes], message: str) -> Oid:
+    """A new branch at a commit on top of ``start`` that changes only ``files`` (no working tree touched)."""
+    tree = build_tree(repo, files, _commit(repo, start).tree)
+    sig = signature(repo)
+    commit = repo.create_commit(None, sig, sig, message, tree, [start])
+    move_branch(repo, branch, commit, None)
+    return commit
+
+
+def merge_branch(repo: Repository, into: str, other: str, message: str) -> Oid:
+    """Merge ``other`` into ``into`` with a merge commit (as a pull request's merge button does), without the
+    working tree; refused when they conflict. Compare-and-swap on ``into``."""
+    ours, theirs = branch_head(repo, into), branch_head(repo, other)
+    if ours is None or theirs is None:
+        raise KfmError(f"cannot merge {other} into {into}: {other if theirs is None else into} does not exist")
+    index = repo.merge_commits(ours, theirs)
+    if index.conflicts is not None:
+        paths = sorted({(c[1] or c[2] or c[0]).path for c in index.conflicts if any(c)})
+        raise ConflictError(f"{other} conflicts with {into} in {', '.join(paths)}",
+                            hint=f"bring {other} up to date with {into} (re-propose it), then merge again")
+    tree = index.write_tree(repo)
+    sig = signature(repo)
+    commit = repo.create_commit(None, sig, sig, message, tree, [ours, theirs])
+    move_branch(repo, into, commit, ours)
+    return commit
+
+
+def create_tag(repo: Repository, name: str, target: Oid) -> bool:
+    """A lightweight tag that is never moved: True when made, False when it already names ``target``; refused when
+    it names another commit."""
+    ref = repo.references.get(f"refs/tags/{name}")
+    if ref is not None:
+        if ref.target != target:
+            raise ConflictError(f"tag {name} already names {ref.target}, not {target}",
+                                hint="tags of published versions are never moved")
+        return False
+    repo.references.create(f"refs/tags/{name}", target, force=False)
+    return True
+
+
+def git_dir(repo: Repository) -> Path:
+    return Path(repo.path)
+
+
+def parents(repo: Repository, commit_id: Rev) -> list[Oid]:
+    return [p.id for p in _commit(repo, commit_id).parents]
+
+
+def clear_stale_locks(repo: Repository) -> list[str]:
+    """Remove the ref lock files a killed kfm left behind. Only call it holding kfm's advisory lock on the
+    repository: then no other kfm is writing, and a lock file older than a minute belongs to no live git either."""
+    import time
+
+    removed = []
+    root = git_dir(repo)
+    for lock in [*root.glob("refs/heads/**/*.lock"), root / "packed-refs.lock"]:
+        try:
+            if lock.is_file() and time.time() - lock.stat().st_mtime > 60:
+                lock.unlink()
+                removed.append(str(lock.relative_to(root)))
+        except OSError:
+            continue
+    return removed

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from kfm_gitops.identity import IdentityError, PartitionContent, dataset_version
 from kfm_gitops.periods import Period, iso_utc, periods
 from kfm_gitops.plan import Plan, select_chunks, set_expected_version
 from kfm_gitops.policy import Decision, decide, load_bundle
-from kfm_gitops.receipts import RECEIPT_FILE, Receipt, new_run_id
+from kfm_gitops.receipts import RECEIPT_FILE, Receipt, new_run_id, now_utc
 from kfm_gitops.store import Store
 from kfm_gitops.versions import (
     CHECKSUMS_FILE,
@@ -258,7 +259,7 @@ def version_partitions(plan: Plan, base: VersionManifest | None, runs: list[Chun
 
 
 def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun], frozen: Frozen,
-            result: BackfillResult, decision: Decision) -> None:
+            result: BackfillResult, decision: Decision, store: Store) -> None:
     """Assemble the version: the base's partitions with the window's replaced by the new ones."""
     if rollup_blocked(runs, result, decision):
         return
@@ -287,14 +288,14 @@ def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun]
             result.notes.append(f"version {version} exists already: reused")
         else:
             write_version(config, plan.slug, version, version_files(frozen, plan, contract, runs, version, parts,
-                                                                    decision))
+                                                                    decision, store))
         set_expected_version(plan.path, version)
 
 
 def version_files(frozen: Frozen, plan: Plan, contract: Contract, runs: list[ChunkRun], version: str,
-                  parts: dict[str, Partition], decision: Decision) -> dict[str, bytes]:
-    """The version folder's files: the promotion manifest, checksums, the QA summary, the runs it uses and the
-    roll-up's receipt."""
+                  parts: dict[str, Partition], decision: Decision, store: Store) -> dict[str, bytes]:
+    """The version folder's files: the promotion manifest, checksums, the QA summary, the runs it uses, the
+    catalogs (listed by digest in the manifest) and the roll-up's receipt."""
     from kfm_gitops.materialize import MEDIA_TYPE
 
     slug, base = contract.slug, plan.prior_version
@@ -302,9 +303,9 @@ def version_files(frozen: Frozen, plan: Plan, contract: Contract, runs: list[Chu
     checksums = [{"partition": k, "path": f"processed/{slug}/{k}.parquet", "digest": p.processed,
                   "media_type": MEDIA_TYPE} for k, p in sorted(parts.items())]
     new = {p["partition"] for r in runs for p in r.partitions}
+    runs_doc = runs_document(head, base, runs, sorted(set(parts) - new))
     files = {CHECKSUMS_FILE: json_bytes({"kfm_checksums_version": "v1", **head, "artifacts": checksums}),
-             QA_FILE: json_bytes(qa_summary(head, runs)),
-             RUNS_FILE: json_bytes(runs_document(head, base, runs, sorted(set(parts) - new)))}
+             QA_FILE: json_bytes(qa_summary(head, runs)), RUNS_FILE: json_bytes(runs_doc)}
     manifest = {
         "kfm_promotion_manifest_version": "v1", **head, "spec_hash": contract.spec_hash,
         "base_dataset_version_id": base or None,
@@ -319,10 +320,29 @@ def version_files(frozen: Frozen, plan: Plan, contract: Contract, runs: list[Chu
         "runs_digest": sha256_digest(files[RUNS_FILE]),
         "plan": frozen.plan,
     }
-    files = {MANIFEST_FILE: json_bytes(manifest), **files}
-    rid = new_run_id(max(parts))
-    files[RECEIPT_FILE] = rollup_receipt(frozen, plan, runs, rid, version, files, decision).bytes
+    rid, created = new_run_id(max(parts)), now_utc()
+    catalogs = version_catalogs(frozen, store, manifest, runs_doc, rid, created)
+    manifest["catalogs"] = [{"path": rel, "digest": sha256_digest(data), "media_type": catalog_media_type(rel)}
+                            for rel, data in sorted(catalogs.items())]
+    files = {MANIFEST_FILE: json_bytes(manifest), **files, **catalogs}
+    files[RECEIPT_FILE] = rollup_receipt(frozen, plan, runs, rid, version, files, decision, created).bytes
     return files
+
+
+def version_catalogs(frozen: Frozen, store: Store, manifest: dict[str, Any], runs_doc: dict[str, Any], rid: str,
+                     created: datetime) -> dict[str, bytes]:
+    """The version's DCAT, STAC and PROV records, built from what the roll-up holds before it writes anything (the
+    roll-up's receipt will carry the same run id and time)."""
+    from kfm_gitops.catalog import Rollup, build, inputs_for, version_docs
+    from kfm_gitops.receipts import actor
+
+    config = frozen.config
+    folder = repo_path(config, version_dir(config, frozen.slug, str(manifest["dataset_version_id"])))
+    docs = version_docs(config.root, folder, manifest, runs_doc,
+                        Rollup(rid, iso_utc(created), actor(frozen.committer), f"{folder}/{RECEIPT_FILE}"))
+    if isinstance(docs, list):
+        raise FindingsError(docs, "the version's catalogs cannot be made")
+    return build(inputs_for(config.root, store, docs, config.vocab))
 
 
 def qa_summary(head: dict[str, str], runs: list[ChunkRun]) -> dict[str, Any]:
@@ -341,14 +361,14 @@ def runs_document(head: dict[str, str], base: str, runs: list[ChunkRun], carried
 
 
 def rollup_receipt(frozen: Frozen, plan: Plan, runs: list[ChunkRun], rid: str, version: str,
-                   files: dict[str, bytes], decision: Decision) -> Receipt:
+                   files: dict[str, bytes], decision: Decision, created: datetime) -> Receipt:
     """The roll-up's receipt: the chunk runs' receipts in, the version's files out."""
     return build_receipt(
         frozen, rid, "rollup", params_digest("rollup", plan=plan_params(plan)),
         inputs=[{"uri": f"{r.run_folder}/{RECEIPT_FILE}", "digest": r.receipt_digest or ""} for r in runs
                 if r.run_folder and r.receipt_digest],
         outputs=[{"uri": name, "digest": sha256_digest(data)} for name, data in files.items()],
-        dataset_version_id=version, decision_id=decision.decision_id)
+        dataset_version_id=version, decision_id=decision.decision_id, created_at=created)
 
 
 def chunk_failed(run: ChunkRun, exc: Exception) -> None:
@@ -416,7 +436,7 @@ def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | 
             else:
                 result.notes.append(message)
             return result
-        roll_up(config, plan, contract, result.chunks, frozen, result, decision)
+        roll_up(config, plan, contract, result.chunks, frozen, result, decision, store)
     return result
 
 
@@ -470,3 +490,7 @@ def matrix(plan: Plan) -> dict[str, Any]:
 
 
 __all__ = ["BackfillResult", "ChunkRun", "dry_run", "matrix", "run_backfill"]
+
+
+def catalog_media_type(rel: str) -> str:
+    return "application/ld+json" if rel.endswith(".jsonld") else "application/json"

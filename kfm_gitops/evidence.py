@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -166,7 +167,8 @@ def chunk_params(plan: PlanFile, chunk_key: str, spec_hash: str, policies: str =
 def build_receipt(frozen: Frozen, rid: str, operation: str, params: str, *, inputs: Sequence[Mapping[str, str]],
                   outputs: Sequence[Mapping[str, str]], findings: Sequence[Finding] = (), chunk: Period | None = None,
                   dataset_version_id: str | None = None, decision_id: str | None = None,
-                  obligations_applied: Sequence[Mapping[str, Any]] = ()) -> Receipt:
+                  obligations_applied: Sequence[Mapping[str, Any]] = (), created_at: datetime | None = None
+                  ) -> Receipt:
     """The one receipt builder: what run ``rid`` did (``chunk`` for an acquisition or a chunk run,
     ``dataset_version_id`` for the roll-up), in the frozen context, validated against the receipt schema."""
     from kfm_gitops.schema import validate_data
@@ -185,7 +187,7 @@ def build_receipt(frozen: Frozen, rid: str, operation: str, params: str, *, inpu
         "validation": {"status": status, "report_digest": report_digest, "findings": items},
         "policy": {"decision_id": decision_id},
         "obligations_applied": [dict(o) for o in obligations_applied],
-        "created_at": iso_utc(now_utc()),
+        "created_at": iso_utc(created_at or now_utc()),
         "plan": frozen.plan,
     }
     if chunk is not None:

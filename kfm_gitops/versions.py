@@ -183,6 +183,11 @@ def read_version(folder: Path) -> VersionManifest | list[Finding]:
     text = read_text(path, shown=shown, limit=MANIFEST_MAX_BYTES)
     if isinstance(text, Finding):
         return [text]
+    return parse_version(folder, text, shown)
+
+
+def parse_version(folder: Path, text: str | bytes, shown: str) -> VersionManifest | list[Finding]:
+    """A promotion manifest's text (from a folder, or from a commit: ``shown`` says where) as a version."""
     hint = "version folders are written by the roll-up and never edited: restore it from git"
     try:
         data = json.loads(text)

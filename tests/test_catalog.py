@@ -22,7 +22,6 @@ from kfm_gitops.catalog import (
     build_catalogs,
     read_inputs,
     validate_catalogs,
-    write_catalogs,
 )
 from kfm_gitops.errors import FindingsError
 from kfm_gitops.findings import Finding
@@ -49,12 +48,17 @@ def check(root: Path, version: str, **kwargs: Any) -> CatalogCheck:
 
 
 def quickstart(root: Path) -> None:
-    """`kfm quickstart`, then every version's catalogs built and written, oldest first."""
+    """`kfm quickstart`: each roll-up writes its version's catalogs and lists them by digest in the manifest."""
     from kfm_gitops.cli import main
+    from kfm_gitops.identity import sha256_digest
 
     assert main(["quickstart", str(root)]) == 0
     for version in VERSIONS:
-        write_catalogs(folder(root, version), build_catalogs(root, folder(root, version), store_of(root)))
+        manifest = json.loads((folder(root, version) / "promotion-manifest.json").read_text())
+        listed = {c["path"]: c["digest"] for c in manifest["catalogs"]}
+        written = {p.relative_to(folder(root, version)).as_posix(): sha256_digest(p.read_bytes())
+                   for p in (folder(root, version) / "catalog").rglob("*.json*")}
+        assert listed == written and len(listed) >= 3 + len(manifest["partitions"])
 
 
 @pytest.fixture(scope="module")

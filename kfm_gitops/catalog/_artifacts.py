@@ -10,13 +10,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from kfm_gitops.catalog._inputs import MANIFEST, ArtifactMeta, VersionDocs
+from kfm_gitops.errors import KfmError
 from kfm_gitops.findings import Finding
 from kfm_gitops.periods import iso_exact
 from kfm_gitops.store import Store, StoreError
 
 
-class ArtifactError(ValueError):
+class ArtifactError(KfmError):
     """An artifact whose footer lacks what the catalogs need."""
+
+    code = "ARTIFACT_UNREADABLE"
 
 
 def time_columns(dataset: Mapping[str, Any]) -> tuple[str, ...]:

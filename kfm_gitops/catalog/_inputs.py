@@ -290,8 +290,8 @@ def _evidence_contract(root: Path, paths: tuple[str, str], docs: VersionDocs) ->
 
     receipt = read_json(root, docs.rollup.receipt_path)
     commit = receipt[0].get("environment", {}).get("git_commit") if not isinstance(receipt, Finding) else None
-    repo = _git.discover(root) if commit else None
-    if repo is None:
+    repo = _git.discover(root) if isinstance(commit, str) else None
+    if repo is None or not isinstance(commit, str):
         return None
     try:
         blobs = [_git.read_blob(repo, commit, p) for p in paths]
