@@ -9,7 +9,6 @@ the old one (and a HASH_MISMATCH finding for the backfill report). An existing m
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -321,8 +320,6 @@ def verify_raw(config: Config, store: Store, slugs: list[str], jobs: int | None 
                ) -> tuple[list[str], list[Finding], int, int]:
     """Re-hash every object the acquisition manifests name, on all cores. Returns (manifests checked, findings,
     objects named, objects missing)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     checked: list[str] = []
     findings: list[Finding] = []
     work: list[tuple[str, str, str]] = []  # (manifest shown, object name, digest)
@@ -350,10 +347,8 @@ def verify_raw(config: Config, store: Store, slugs: list[str], jobs: int | None 
             if any(f.code == "MANIFEST_INVALID" for f in problems):
                 continue
             work.extend((shown, name, digest) for name, digest in manifest_digests(doc))
-    unique = sorted({d for _, _, d in work})
-    # hashlib releases the GIL on large buffers, so threads hash on every core.
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        verdicts = dict(zip(unique, pool.map(store.verify, unique), strict=True))
+    verdicts = store.verify_all((d for _, _, d in work), jobs)
+    unique = list(verdicts)
     for shown, name, digest in work:
         code = verdicts[digest]
         if code == "OBJECT_MISSING":

@@ -313,6 +313,15 @@ class Store:
             return exc.code
         return None
 
+    def verify_all(self, digests: Iterable[str], jobs: int | None = None) -> dict[str, str | None]:
+        """``verify`` for many objects at once, on ``jobs`` threads (default: every core): hashlib releases the GIL
+        on large buffers, so the threads hash in parallel, each holding one buffer."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        unique = sorted(set(digests))
+        with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+            return dict(zip(unique, pool.map(self.verify, unique), strict=True))
+
     def copy_to(self, other: Store, digests: Iterable[str]) -> tuple[int, int]:
         """Copy objects that ``other`` lacks, verifying each as it streams. Returns (copied, already there)."""
         copied = present = 0
