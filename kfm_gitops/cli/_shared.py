@@ -79,3 +79,14 @@ def store_for(cfg: Config, override: str | None) -> Store:
     from kfm_gitops.store import Store
 
     return Store(store_url(cfg, override))
+
+
+def version_folder(arg: str) -> Path:
+    """A VERSION_DIR argument: a folder holding a promotion manifest, else refused (exit 1)."""
+    from kfm_gitops.versions import MANIFEST_FILE, is_version_dir
+
+    folder = Path(arg)
+    if not is_version_dir(folder):
+        raise KfmError(f"{arg} is not a version folder", hint=f"a version folder holds {MANIFEST_FILE}: "
+                       "releases/<slug>/<version>/")
+    return folder
