@@ -8,7 +8,7 @@ hook) never needs it. Its types are imported for the type checker only; other mo
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
@@ -518,3 +518,44 @@ def export(repo: Repository, commit_id: Rev, folder: str, dest: Path,
                          if keep(f"{path}/{e.name}" if path else str(e.name)))
     return written
 
+
+def push_atomic(root: Path, remote: str, updates: Sequence[tuple[str, str, str]]) -> None:
+    """One atomic push of ``updates`` (local ref, remote ref, the remote's expected old value: 40 hex digits, or ""
+    for "must not exist yet"), each with its lease: all land, or none (exit 4 when the remote moved)."""
+    import subprocess
+
+    leases = [f"--force-with-lease={dst}:{old}" for _, dst, old in updates]
+    specs = [f"{src}:{dst}" for src, dst, _ in updates]
+    done = subprocess.run(["git", "push", "--atomic", "--porcelain", *leases, remote, *specs], cwd=root,
+                          capture_output=True, text=True)
+    if done.returncode == 0:
+        return
+    said = (done.stderr or done.stdout).strip().splitlines()
+    if any("stale info" in line or "fetch first" in line or "rejected" in line for line in said):
+        raise ConflictError(f"{remote} moved while kfm was pushing: nothing was pushed",
+                            hint=f"`git fetch {remote}`, then run the command again")
+    raise KfmError(f"git push to {remote} failed: {said[-1] if said else done.returncode}",
+                   hint="check the remote and its credentials")
+
+
+def local_branches(repo: Repository) -> list[str]:
+    return sorted(repo.branches.local)
+
+
+def delete_branch(repo: Repository, branch: str, expected: Oid) -> None:
+    """Delete a local branch only if it still points at ``expected``."""
+    ref = repo.references.get(f"refs/heads/{branch}")
+    if ref is None or ref.target != expected:
+        raise ConflictError(f"branch {branch} moved while kfm was deleting it", hint="run the command again")
+    ref.delete()
+
+
+def remote_refs(root: Path, remote: str, patterns: Sequence[str]) -> dict[str, str]:
+    """The refs of ``remote`` matching ``patterns``, as `git ls-remote` reads them: ref -> 40 hex."""
+    import subprocess
+
+    done = subprocess.run(["git", "ls-remote", remote, *patterns], cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise KfmError(f"cannot read the refs of {remote}: {done.stderr.strip() or done.returncode}",
+                       hint="check the remote's name and its credentials")
+    return {ref: sha for sha, ref in (line.split("\t", 1) for line in done.stdout.splitlines() if "\t" in line)}

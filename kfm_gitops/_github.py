@@ -13,10 +13,14 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kfm_gitops.approvals import Approval
 from kfm_gitops.errors import KfmError
+
+if TYPE_CHECKING:
+    from kfm_gitops.config import Config
+    from kfm_gitops.release import Pointer
 
 DEFAULT_API = "https://api.github.com"
 PAGE_SIZE = 100
@@ -163,3 +167,27 @@ class ReviewApprovals:
             out.extend(Approval(role, login, where) for role, people in sorted(self.roles.items())
                        if login in people)
         return out
+
+
+def github_approvals(config: Config, pointer: Pointer) -> list[Approval]:
+    """At promotion on GitHub: the approving reviews of the plan PR that brought the version's evidence into main
+    and of the release PR that brought its pointer into release (each found from its merge commit)."""
+    from kfm_gitops import _git
+    from kfm_gitops.versions import published_file, repo_path
+
+    client = GitHub.from_env()
+    repo = _git.discover(config.root)
+    if repo is None:
+        raise GitHubError(f"{config.root} is not a git repository")
+    release_head = _git.branch_head(repo, config.release_branch)
+    merges = [pointer.evidence_commit]
+    if release_head is not None:
+        last = _git.last_change(repo, release_head, repo_path(config, published_file(config, pointer.slug)))
+        merges += [str(last)] if last is not None else []
+    roles = {role: list(people) for role, people in config.roles.items()}
+    out: list[Approval] = []
+    for sha in merges:
+        number = client.pull_of_merge(sha)
+        if number is not None:
+            out += ReviewApprovals(client, number, roles).approvals()
+    return out

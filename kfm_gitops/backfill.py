@@ -479,8 +479,21 @@ def process_acquired(config: Config, plan: Plan, key: str, store: Store) -> tupl
     return result, folder
 
 
-def matrix(plan: Plan) -> dict[str, Any]:
-    return {"include": [{"chunk": c.key} for c in plan.chunks()]}
+MAX_MATRIX_JOBS = 256  # a GitHub Actions matrix holds at most 256 jobs per workflow run
+
+
+def matrix(keys: list[str], shards: int) -> dict[str, Any]:
+    """Chunk keys dealt into balanced shards for a CI matrix (consecutive chunks together; sizes differ by one at
+    most; never more than 256 shards, nor more shards than chunks): {"include": [{"shard": "1/N", "chunks": "KEY
+    KEY ..."}]}."""
+    n = max(1, min(shards, MAX_MATRIX_JOBS, len(keys)))
+    size, extra = divmod(len(keys), n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        out.append({"shard": f"{i + 1}/{n}", "chunks": " ".join(keys[start:end])})
+        start = end
+    return {"include": out}
 
 
 __all__ = ["BackfillResult", "ChunkRun", "dry_run", "matrix", "run_backfill"]

@@ -28,6 +28,7 @@ from kfm_gitops.errors import ConflictError, FindingsError, KfmError
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.gates.model import GATE_NAMES, GateResult, ReleaseContext
 from kfm_gitops.identity import VERSION_ID_RE, check_slug
+from kfm_gitops.store import Store
 from kfm_gitops.versions import (
     FIRST_RELEASE,
     MANIFEST_FILE,
@@ -260,12 +261,41 @@ def propose(config: Config, slug: str, version_id: str | None = None, reason: st
             raise KfmError(f"{target} was rolled back: it is published again only with a reason",
                            hint=f'pass --reason "{REPUBLISH}: why it is safe again"')
         pointer = pointer_for(config, repo, main_head, slug, target, reason)
+        if event == "promotion":
+            _refuse_a_stale_base(config, repo, main_head, pointer, published_now)
         branch = f"{PROPOSE_PREFIX}{slug}/{target}"
         message = f"Release {slug} {target}" + (f" ({event})" if event != "promotion" else "") + \
                   (f"\n\n{reason}" if reason else "")
         rel = repo_path(config, published_file(config, slug))
+        _make_room(repo, branch, release_head)
         commit = _git.branch_from(repo, branch, release_head, {rel: pointer.to_bytes()}, message)
         return Proposal(branch, (str(commit),), pointer, published_now, event)
+
+
+def _make_room(repo: _git.Repository, branch: str, release_head: _git.Oid) -> None:
+    """A proposal's branch name is free, or names a proposal already merged into release (then it goes: the merge
+    keeps its commits); an open one with that name is refused."""
+    old = _git.branch_head(repo, branch)
+    if old is None:
+        return
+    if not _git.is_ancestor(repo, old, release_head):
+        raise KfmError(f"{branch} exists and is not merged into release: a pull request for it may be open",
+                       hint=f"merge or close it, or delete the branch (`git branch -D {branch}`), then run this again")
+    _git.delete_branch(repo, branch, old)
+
+
+def _refuse_a_stale_base(config: Config, repo: _git.Repository, main_head: _git.Oid, pointer: Pointer,
+                         published_now: str) -> None:
+    """A forward promotion builds on what is published now: a version built on an older one would silently drop
+    what was published since."""
+    found = version_at(config, repo, main_head, pointer.slug, pointer.version_id)
+    assert found is not None
+    base = found[0].base
+    if base != published_now:
+        raise KfmError(f"{pointer.version_id} builds on {base or 'nothing'}, but {config.release_branch} publishes "
+                       f"{published_now or 'nothing'}: publishing it would drop what was published since",
+                       hint=f"re-plan on {published_now or 'nothing'}: `kfm plan new {pointer.slug} ...` (it builds "
+                       "on what is published), run it, and propose the new version")
 
 
 def _ledger_shown(config: Config, slug: str) -> str:
@@ -438,6 +468,7 @@ def rollback(config: Config, slug: str, *, to: str | None, reason: str, check: C
         pointer, files, message = _rollback_pointer(config, repo, release_head, current, target, reason)
         check(pointer)
         branch = f"{ROLLBACK_PREFIX}{slug}/{target}"
+        _make_room(repo, branch, release_head)
         first = _git.branch_from(repo, branch, release_head, files, message)
         day = today or datetime.now(UTC).strftime("%Y-%m-%d")
         note_rel = repo_path(config, incidents_dir(config, slug) / f"{day}-{current.version_id}.md")
@@ -476,3 +507,131 @@ def incident_note(config: Config, current: Pointer, target: Pointer, reason: str
             f"- published again: `{target.version_id}` (evidence commit `{target.evidence_commit}`)\n\n"
             "No evidence was deleted: RAW and PROCESSED keep every byte of the rolled-back version. It is published "
             f"again only through a release PR whose published.yaml carries a `{REPUBLISH}: ...` reason.\n").encode()
+
+
+# --- approvals without a forge ----------------------------------------------------------------------------------
+
+
+def trailer_approvals(config: Config, pointer: Pointer) -> list[Approval]:
+    """Approved-by trailers on the merge that brought the version's evidence into main, and on the merge that
+    brought its pointer into release (a release PR's); trailers anywhere else count for nothing."""
+    from kfm_gitops.approvals import parse_trailers
+
+    repo = _repo(config)
+    found: list[Approval] = []
+    manifest = repo_path(config, version_dir(config, pointer.slug, pointer.version_id) / MANIFEST_FILE)
+    for head, path in ((pointer.evidence_commit, manifest),
+                       (str(_head(repo, config.release_branch)), repo_path(config, published_file(config,
+                                                                                                 pointer.slug)))):
+        commit = _git.last_change(repo, head, path) if path.endswith(".yaml") else _git.arrival(repo, head, path)
+        if commit is not None and _git.parent_count(repo, commit) > 1:
+            found += parse_trailers(_git.commit_message(repo, commit), str(commit)[:12])
+    return found
+
+
+# --- pushing what promote made ----------------------------------------------------------------------------------
+
+
+def push(config: Config, remote: str, promotions: Sequence[Promotion], before: Mapping[str, str]) -> list[str]:
+    """Push the release branch, the aliases that moved and their tags in one atomic push, each ref leased on the
+    value the remote had (``before``: remote ref -> 40 hex, or "" when it did not exist)."""
+    moved = [p for p in promotions if p.alias_to and p.alias_to != p.alias_from]
+    if not moved:
+        return []
+    release = f"refs/heads/{config.release_branch}"
+    updates = [(release, release, before.get(release, ""))]
+    for p in moved:
+        alias = f"refs/heads/{alias_branch(config, p.slug)}"
+        tag = f"refs/tags/datasets/{p.slug}/{p.version_id}"
+        updates += [(alias, alias, before.get(alias, "")), (tag, tag, before.get(tag, ""))]
+    _git.push_atomic(config.root, remote, updates)
+    return [dst for _, dst, _ in updates]
+
+
+# --- status and history -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    slug: str
+    published: str  # what release's pointer names ("" when nothing)
+    alias: str | None  # the alias's commit
+    alias_version: str  # the version the alias's ledger entry names ("" when none)
+    since: str  # when the alias's version was published
+    last_event: str
+    pending: bool  # the pointer differs from what the alias shows: kfm promote has work to do
+    proposals: tuple[str, ...]  # release and rollback branches of this dataset
+    candidates: tuple[str, ...]  # versions on main that build on what is published
+
+
+def status(config: Config, slug: str) -> Status:
+    check_slug(slug)
+    repo = _repo(config)
+    release_head = _git.branch_head(repo, config.release_branch)
+    pointer = pointer_at(config, repo, release_head, slug) if release_head else None
+    alias = _git.branch_head(repo, alias_branch(config, slug))
+    entry = None
+    if alias is not None:
+        head = ledger.head_of(ledger_at(config, repo, alias, slug), _ledger_shown(config, slug))
+        entry = head.entry if head else None
+    alias_version = str(entry["subject"]["dataset_version_id"]) if entry else ""
+    published = pointer.version_id if pointer else ""
+    main_head = _git.branch_head(repo, config.main_branch)
+    on_main = versions_at(config, repo, main_head, slug) if main_head else {}
+    prefixes = (f"{PROPOSE_PREFIX}{slug}/", f"{ROLLBACK_PREFIX}{slug}/")
+    return Status(slug, published, _hex(alias), alias_version, str(entry["created_at"]) if entry else "",
+                  str(entry["event_type"]) if entry else "", published != alias_version,
+                  tuple(b for b in _git.local_branches(repo) if b.startswith(prefixes)),
+                  tuple(sorted(v for v, m in on_main.items() if m.base == alias_version and v != alias_version)))
+
+
+def history(config: Config, slug: str) -> list[dict[str, Any]]:
+    """Every alias move of a dataset, oldest first, as its ledger on release records them."""
+    check_slug(slug)
+    repo = _repo(config)
+    data = ledger_at(config, repo, _head(repo, config.release_branch), slug)
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def verify_ledger(config: Config, slug: str) -> tuple[str, int, list[Finding]] | None:
+    """`kfm ledger verify SLUG`: the chain of the ledger the release branch holds (None when the dataset was never
+    published: there is no ledger to verify; a pointer without a ledger is a finding)."""
+    repo = _repo(config)
+    shown = _ledger_shown(config, slug)
+    release_head = _head(repo, config.release_branch)
+    data = ledger_at(config, repo, release_head, slug)
+    if not data:
+        if pointer_at(config, repo, release_head, slug) is None:
+            return None
+        return shown, 0, [Finding("LEDGER_MISSING", f"{slug} has a published.yaml on {config.release_branch} but no "
+                                  "ledger", Location(shown), hint="run `kfm promote`: it records the promotion")]
+    n, findings = ledger.verify(data, shown)
+    return shown, n, findings
+
+
+def remote_refs(config: Config, remote: str) -> dict[str, str]:
+    """What the remote's release branch, aliases and dataset tags point at now (the leases of a push)."""
+    return _git.remote_refs(config.root, remote, [f"refs/heads/{config.release_branch}",
+                                                  f"refs/heads/{config.published_prefix}*", "refs/tags/datasets/*"])
+
+
+def target_check(config: Config, store: Store) -> Callable[[Pointer], None]:
+    """A rollback's target must still verify: every object its manifest names is in the store, whole."""
+
+    def check(pointer: Pointer) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        repo = _repo(config)
+        found = version_at(config, repo, pointer.evidence_commit, pointer.slug, pointer.version_id)
+        if found is None:
+            raise KfmError(f"the evidence commit {pointer.evidence_commit[:12]} has no version {pointer.version_id}")
+        digests = sorted(found[0].digests)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            verdicts = list(pool.map(store.verify, digests))
+        bad = [Finding(v, f"{d} of {pointer.version_id} is {'missing from' if v == 'OBJECT_MISSING' else 'corrupt in'}"
+                       f" {store.url}", None, hint="pull it from the team's store (`kfm store pull`) before rolling "
+                       "back to this version") for d, v in zip(digests, verdicts, strict=True) if v]
+        if bad:
+            raise FindingsError(bad, f"{pointer.version_id} no longer verifies: not rolled back to it")
+
+    return check

@@ -160,8 +160,25 @@ def test_a_chunk_quarantined_whole_blocks_the_rollup(governed: Path, kfm: Runner
 
 
 def test_matrix(governed: Path, kfm: Runner) -> None:
-    r = kfm("backfill", "matrix", FIRST_PLAN)
-    assert json.loads(r.out) == {"include": [{"chunk": f"2023-0{m}"} for m in range(1, 7)]}
+    r = kfm("backfill", "matrix", FIRST_PLAN)  # the plan's max_parallelism: 2
+    assert json.loads(r.out) == {"include": [{"shard": "1/2", "chunks": "2023-01 2023-02 2023-03"},
+                                             {"shard": "2/2", "chunks": "2023-04 2023-05 2023-06"}]}
+    r = kfm("backfill", "matrix", FIRST_PLAN, "--shards", "4")
+    assert [s["chunks"] for s in json.loads(r.out)["include"]] == [
+        "2023-01 2023-02", "2023-03 2023-04", "2023-05", "2023-06"]
+    r = kfm("backfill", "matrix", FIRST_PLAN, "--shards", "9")  # never more shards than chunks
+    assert [s["chunks"] for s in json.loads(r.out)["include"]] == [f"2023-0{m}" for m in range(1, 7)]
+
+
+def test_ten_thousand_chunks_fit_a_matrix_of_256() -> None:
+    from kfm_gitops.backfill import matrix
+
+    keys = [f"k{i:05d}" for i in range(10_000)]
+    shards = matrix(keys, 300)["include"]
+    sizes = [len(s["chunks"].split()) for s in shards]
+    assert len(shards) == 256 and sum(sizes) == 10_000 and max(sizes) - min(sizes) <= 1
+    assert " ".join(s["chunks"] for s in shards).split() == keys  # each chunk once, in order
+    assert shards[0]["shard"] == "1/256" and shards[-1]["shard"] == "256/256"
 
 
 def test_matrix_run_on_two_clones_sharing_a_store(governed: Path, tmp_path: Path, kfm: Runner,

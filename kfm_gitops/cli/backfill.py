@@ -216,12 +216,15 @@ def backfill_rollup(plan_file: str, store_url: str | None, fmt: str) -> int:
 
 @backfill.command("matrix", short_help="Print the chunks as a CI job matrix")
 @click.argument("plan_file", metavar="PLAN")
-def backfill_matrix(plan_file: str) -> int:
-    """Print the chunk matrix as JSON for a CI job matrix: {"include": [{"chunk": ...}]}."""
+@click.option("--shards", type=click.IntRange(1, 256), default=None,
+              help="jobs to deal the chunks into (default: the plan's max_parallelism; a matrix holds 256 at most)")
+def backfill_matrix(plan_file: str, shards: int | None) -> int:
+    """Print the chunks dealt into shards, as JSON for a CI job matrix: {"include": [{"shard": "1/N", "chunks":
+    "KEY KEY ..."}]}. Each job runs its shard with `kfm backfill run PLAN --chunk KEY ...`."""
     from kfm_gitops.backfill import matrix
     from kfm_gitops.plan import load_plan
 
     path = Path(plan_file)
     p = load_plan(path, require_config(path.parent))
-    click.echo(json.dumps(matrix(p)))
+    click.echo(json.dumps(matrix([c.key for c in p.chunks()], shards or p.max_parallelism)))
     return EXIT_OK

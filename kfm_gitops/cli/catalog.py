@@ -63,3 +63,22 @@ def catalog_validate(version_dir: str, links_file: str | None, store_url: str | 
     counts = ", ".join(f"{n} {status.lower()}" for status, n in report["counts"].items() if n)
     return emit(Report(list(check.checked), list(check.findings)), fmt,
                 Summary("catalog file", detail=f"; links: {counts or 'none'}"))
+
+
+@catalog.command("export", short_help="A static catalog of what is published")
+@click.argument("directory")
+@click.option("--base-url", default=None, metavar="URL",
+              help="where the store's objects are served (default: the store's own URL)")
+@store_option
+def catalog_export(directory: str, base_url: str | None, store_url: str | None) -> int:
+    """Write a static STAC + DCAT catalog of the published versions into DIRECTORY, for hosting: a root STAC catalog
+    linking each dataset's published collection, a DCAT catalog of the datasets, asset links as store URLs."""
+    from kfm_gitops.export import export
+
+    cfg = require_config()
+    done = export(cfg, Path(directory), base_url or store_for(cfg, store_url).url)
+    for p in done:
+        click.echo(f"  {p.slug} {p.version_id} (evidence commit {p.evidence_commit[:12]})")
+    click.echo(f"exported {len(done)} published dataset(s) into {directory}: catalog.json (STAC), "
+               "catalog.jsonld (DCAT)")
+    return EXIT_OK
