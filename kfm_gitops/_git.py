@@ -482,6 +482,18 @@ def staged_changes(repo: Repository) -> list[Change]:
     return _changes(repo.diff("HEAD", cached=True))
 
 
+def staged_blob(repo: Repository, path: str) -> bytes | None:
+    """A file as the index holds it (what `git commit` would record), or None when it is not staged."""
+    import pygit2
+
+    try:
+        entry = repo.index[path]
+    except KeyError:
+        return None
+    obj = repo[entry.id]
+    return bytes(obj.data) if isinstance(obj, pygit2.Blob) else None
+
+
 def is_folder(repo: Repository, commit_id: Rev, path: str) -> bool:
     """Whether ``path`` is a folder at a commit."""
     import pygit2

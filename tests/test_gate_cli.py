@@ -127,9 +127,9 @@ def test_changed_refuses_a_branch_that_edits_old_evidence(backfilled: Path, kfm:
     rel = manifest.relative_to(backfilled).as_posix()
     assert r.out.splitlines()[1:3] == [
         f"    {rel}: EVIDENCE_ALTERED: the change edits {rel}, committed evidence (hint: evidence is append-only: "
-        f"new files with new names, never edits or deletions: restore it (`git checkout BASE -- {rel}`))",
+        f"new files with new names, never edits or deletions: restore it (`git checkout main -- {rel}`))",
         f"    {receipt}: EVIDENCE_ALTERED: the change deletes {receipt}, committed evidence (hint: evidence is "
-        f"append-only: new files with new names, never edits or deletions: restore it (`git checkout BASE -- "
+        f"append-only: new files with new names, never edits or deletions: restore it (`git checkout main -- "
         f"{receipt}`))"]
     assert r.out.splitlines()[-1] == "1 gate run on the change main..HEAD, 1 failed: F"
 

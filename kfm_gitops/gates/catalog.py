@@ -26,13 +26,13 @@ def check(target: Target) -> GateResult:
         resolved = sum(1 for link in result.links if link.get("status") == "RESOLVED")
         evaluated.append(f"{len(result.checked)} catalog file(s) validated (DCAT, STAC, PROV); {resolved} of "
                          f"{len(result.links)} link(s) resolved; digests agreed with the manifest")
-    listed, findings = _listed(target)
-    if listed:
-        evaluated.append(f"{listed} catalog file(s) match the manifest's and the roll-up receipt's digests")
+    count, findings = listed(target)
+    if count:
+        evaluated.append(f"{count} catalog file(s) match the manifest's and the roll-up receipt's digests")
     return verdict(GATE, evaluated, [*result.findings, *findings])
 
 
-def _listed(target: Target) -> tuple[int, list[Finding]]:
+def listed(target: Target) -> tuple[int, list[Finding]]:
     """The catalog files are those the manifest lists (and the roll-up's receipt records), with those digests."""
     assert target.version is not None
     entries = target.version.data.get("catalogs")
@@ -44,8 +44,8 @@ def _listed(target: Target) -> tuple[int, list[Finding]]:
     recorded = {str(o.get("uri")): o.get("digest") for o in (target.rollup or {}).get("outputs", [])
                 if isinstance(o, dict) and str(o.get("uri", "")).startswith(f"{CATALOG_DIR}/")}
     findings: list[Finding] = []
-    listed = {str(e["path"]): e.get("digest") for e in entries}
-    for rel, digest in sorted(listed.items()):
+    named = {str(e["path"]): e.get("digest") for e in entries}
+    for rel, digest in sorted(named.items()):
         path = target.folder / rel
         shown = f"{target.rel}/{rel}"
         actual = sha256_digest(path.read_bytes()) if path.is_file() else None
@@ -60,5 +60,5 @@ def _listed(target: Target) -> tuple[int, list[Finding]]:
                if p.is_file()}
     findings += [Finding("CATALOG_UNLISTED", f"{rel} is not among the catalogs the manifest lists",
                          Location(f"{target.rel}/{rel}"), hint="a version folder is written once by the roll-up: "
-                         "remove the file, or make a new version") for rel in sorted(on_disk - set(listed))]
-    return len(listed), findings
+                         "remove the file, or make a new version") for rel in sorted(on_disk - set(named))]
+    return len(named), findings

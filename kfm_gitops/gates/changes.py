@@ -46,6 +46,7 @@ class ChangeSet:
 
     base: str
     head: str
+    base_name: str = "BASE"  # how the user names the base (in hints)
     versions: list[tuple[str, str]] = field(default_factory=list)  # (slug, version id) added
     plans: list[str] = field(default_factory=list)  # repository paths of plans added or changed
     rules: list[str] = field(default_factory=list)  # policies, kfm.yaml, contracts changed
@@ -68,10 +69,18 @@ def parse_range(spec: str) -> tuple[str, str]:
     return base, head
 
 
-def classify(repo: _git.Repository, base: str, head: str) -> ChangeSet:
+def classify(repo: _git.Repository, base: str, head: str, base_name: str = "BASE") -> ChangeSet:
     """Sort what HEAD's tree changes against BASE's."""
-    out = ChangeSet(base, head)
-    for change in _git.diff_paths(repo, base, head):
+    return sort_changes(repo, base, _git.diff_paths(repo, base, head), lambda path: _git.read_blob(repo, head, path),
+                        head, base_name)
+
+
+def sort_changes(repo: _git.Repository, base: str, changes: Sequence[_git.Change],
+                 read_new: Callable[[str], bytes | None], head: str = "", base_name: str = "BASE") -> ChangeSet:
+    """Sort changes against a base commit; ``read_new`` reads a changed file as the change leaves it (from a
+    commit, or from the index for what is staged)."""
+    out = ChangeSet(base, head, base_name)
+    for change in changes:
         path = change.path
         contract = _CONTRACT.fullmatch(path)
         released = _RELEASES.fullmatch(path)
@@ -89,7 +98,7 @@ def classify(repo: _git.Repository, base: str, head: str) -> ChangeSet:
                 _altered(out, path, f"the change {_VERB[change.status]} {path}, committed evidence")
         elif released is not None and (released["rest"] is not None or released["name"] in (PUBLISHED_FILE,
                                                                                             LEDGER_FILE)):
-            _release_path(repo, out, change, released)
+            _release_path(repo, out, change, released, read_new)
         else:
             out.ungoverned += 1
     return out
@@ -100,11 +109,12 @@ _VERB = {"M": "edits", "D": "deletes", "T": "replaces", "A": "adds"}
 
 def _altered(out: ChangeSet, path: str, message: str, added: bool = False) -> None:
     undo = "take it out of the change: new evidence goes into a new folder" if added else \
-        f"restore it (`git checkout BASE -- {path}`)"
+        f"restore it (`git checkout {out.base_name} -- {path}`)"
     out.altered.append(Finding("EVIDENCE_ALTERED", message, Location(path), hint=f"{APPEND_ONLY}: {undo}"))
 
 
-def _release_path(repo: _git.Repository, out: ChangeSet, change: _git.Change, m: re.Match[str]) -> None:
+def _release_path(repo: _git.Repository, out: ChangeSet, change: _git.Change, m: re.Match[str],
+                  read_new: Callable[[str], bytes | None]) -> None:
     """A path below releases/<slug>/: a pointer or incident note (a release change), the ledger (append-only),
     a version's or a run's file (evidence: a new folder is new evidence, anything else alters it)."""
     slug, name, path = m["slug"], m["name"], change.path
@@ -117,7 +127,7 @@ def _release_path(repo: _git.Repository, out: ChangeSet, change: _git.Change, m:
         from kfm_gitops.ledger import append_only
 
         old = _git.read_blob(repo, out.base, path) or b""
-        new = _git.read_blob(repo, out.head, path) or b""
+        new = read_new(path) or b""
         out.altered += append_only(old, new, path)
         return
     rest = str(m["rest"])
@@ -150,7 +160,7 @@ def gate_changes(config: Config, spec: str, store: Store | None, gates: Sequence
     if head != _git.head_commit(repo):
         raise UsageError(f"--changed reads HEAD's files from the working tree, which is not at {head_rev}",
                          hint=f"check out {head_rev} first (`git switch --detach {head_rev}`)")
-    change = classify(repo, base, head)
+    change = classify(repo, base, head, base_rev)
     parts = [*_versions(config, change, store, gates), *_plans(config, change, gates),
              *_rules(config, change, store, gates), *_releases(config, change, store, gates, release_hook)]
     if change.evidence or change.altered:

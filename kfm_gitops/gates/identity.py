@@ -23,19 +23,22 @@ def check(target: Target) -> GateResult:
         return verdict(GATE, (), target.problems)
     evaluated: list[str] = []
     findings: list[Finding] = []
-    _ids(target, evaluated, findings)
+    evaluated_ids, id_findings = ids(target)
+    evaluated += evaluated_ids
+    findings += id_findings
     _spec_hash(target, evaluated, findings)
     _objects(target, evaluated, findings)
     return verdict(GATE, evaluated, findings)
 
 
-def _ids(target: Target, evaluated: list[str], findings: list[Finding]) -> None:
+def ids(target: Target) -> tuple[list[str], list[Finding]]:
     """The slug, the version id (well-formed, the folder's name, recomputed from the partitions), the run ids and
-    every digest the manifest names."""
+    every digest the manifest names: (evaluated, findings). Needs no store."""
     from kfm_gitops.identity import parse_run_id, parse_version_id
 
     version = target.version
     assert version is not None
+    findings: list[Finding] = []
     where = target.where(MANIFEST_FILE)
     tries: list[tuple[str, Callable[[str], object], str]] = [("slug", check_slug, version.slug),
                                                              ("version id", parse_version_id, version.version_id)]
@@ -51,8 +54,8 @@ def _ids(target: Target, evaluated: list[str], findings: list[Finding]) -> None:
         findings.append(Finding("ID_MISMATCH", f"the folder {target.rel} holds the manifest of {version.slug} "
                                 f"{version.version_id}", where, hint="a version lives in releases/<slug>/<version>/"))
     findings.extend(_recomputed(target))
-    evaluated.append(f"ids of {version.slug} {version.version_id}: slug, version id (recomputed), "
-                     f"{len(target.runs)} run id(s), {len(tries) - 2 - len(target.runs)} digest(s)")
+    return [f"ids of {version.slug} {version.version_id}: slug, version id (recomputed), {len(target.runs)} run "
+            f"id(s), {len(tries) - 2 - len(target.runs)} digest(s)"], findings
 
 
 def _recomputed(target: Target) -> list[Finding]:
