@@ -120,14 +120,18 @@ def current_branch(repo: Repository) -> str | None:
 
 
 def read_blob(repo: Repository, commit_id: Rev, path: str) -> bytes | None:
-    import pygit2
-
     commit = repo[commit_id]
     try:
         entry = commit.tree[path]
     except KeyError:
         return None
-    obj = repo[entry.id]
+    return _blob_bytes(repo, entry.id)
+
+
+def _blob_bytes(repo: Repository, oid: Oid) -> bytes | None:
+    import pygit2
+
+    obj = repo[oid]
     return bytes(obj.data) if isinstance(obj, pygit2.Blob) else None
 
 
@@ -484,14 +488,11 @@ def staged_changes(repo: Repository) -> list[Change]:
 
 def staged_blob(repo: Repository, path: str) -> bytes | None:
     """A file as the index holds it (what `git commit` would record), or None when it is not staged."""
-    import pygit2
-
     try:
         entry = repo.index[path]
     except KeyError:
         return None
-    obj = repo[entry.id]
-    return bytes(obj.data) if isinstance(obj, pygit2.Blob) else None
+    return _blob_bytes(repo, entry.id)
 
 
 def is_folder(repo: Repository, commit_id: Rev, path: str) -> bool:

@@ -37,6 +37,16 @@ def backfilled(governed: Path, kfm: Runner) -> Path:
     return governed
 
 
+def merged(root: Path, branch: str, *, publish: bool = False) -> Path:
+    """The plan branch merged into main (and its version published on release), then a new branch from main."""
+    git(root, "switch", "-q", "main")
+    git(root, "merge", "-q", "--no-ff", "-m", "Merge the first release", "plan/first-release")
+    if publish:
+        _publish(root, FIRST)
+    git(root, "switch", "-q", "-c", branch)
+    return root
+
+
 def test_every_gate_passes_on_the_example_version(backfilled: Path, kfm: Runner) -> None:
     r = kfm("gate", "run", "all", VERSION)
     assert r.code == 0, r.out + r.err
@@ -114,9 +124,7 @@ def test_changed_finds_the_version_a_plan_branch_adds(backfilled: Path, kfm: Run
 
 
 def test_changed_refuses_a_branch_that_edits_old_evidence(backfilled: Path, kfm: Runner) -> None:
-    git(backfilled, "switch", "-q", "main")
-    git(backfilled, "merge", "-q", "--no-ff", "-m", "Merge the first release", "plan/first-release")
-    git(backfilled, "switch", "-q", "-c", "cleanup")
+    merged(backfilled, "cleanup")
     receipt = json.loads((backfilled / VERSION / "runs.json").read_text())["runs"][2]["receipt"]
     (backfilled / receipt).unlink()
     manifest = next((backfilled / "data/raw" / SLUG).glob("2023-01.*.json"))
@@ -170,11 +178,7 @@ def _publish(root: Path, version: str) -> None:
 
 
 def test_changed_rules_re_evaluate_the_published_version(backfilled: Path, kfm: Runner) -> None:
-    git(backfilled, "switch", "-q", "main")
-    git(backfilled, "merge", "-q", "--no-ff", "-m", "Merge the first release", "plan/first-release")
-    _publish(backfilled, FIRST)
-    git(backfilled, "switch", "-q", "-c", "rules")
-    kfm_yaml = backfilled / "kfm.yaml"
+    kfm_yaml = merged(backfilled, "rules", publish=True) / "kfm.yaml"
     kfm_yaml.write_text(kfm_yaml.read_text().replace("# Who holds", "# Who (people) holds"))
     git(backfilled, "commit", "-qam", "a comment")
     r = kfm("gate", "run", "C", "--changed", "main..HEAD")
@@ -202,9 +206,7 @@ def test_a_change_is_sorted_from_the_two_trees(backfilled: Path) -> None:
     from kfm_gitops import _git
     from kfm_gitops.gates.changes import classify
 
-    git(backfilled, "switch", "-q", "main")
-    git(backfilled, "merge", "-q", "--no-ff", "-m", "Merge the first release", "plan/first-release")
-    git(backfilled, "switch", "-q", "-c", "mixed")
+    merged(backfilled, "mixed")
     (backfilled / VERSION / "catalog" / "extra.json").write_text("{}\n")
     contract = backfilled / "datasets" / SLUG / "dataset.yaml"
     contract.write_text(contract.read_text().replace("title: Kansas", "title: The Kansas"))
@@ -222,3 +224,22 @@ def test_a_change_is_sorted_from_the_two_trees(backfilled: Path) -> None:
         f"the change adds {VERSION}/catalog/extra.json to {VERSION}, committed evidence (a run or version folder "
         "is written once)"]
     assert change.altered[0].hint is not None and "take it out of the change" in change.altered[0].hint
+
+
+def test_changed_rules_in_a_clone_read_what_origin_publishes(backfilled: Path, kfm: Runner, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A workflow's checkout has origin/release, not a local release: the published version is still gated."""
+    kfm_yaml = merged(backfilled, "rules", publish=True) / "kfm.yaml"
+    kfm_yaml.write_text(kfm_yaml.read_text().replace("policy_labels: [public, ", "policy_labels: ["))
+    git(backfilled, "commit", "-qam", "drop the label public")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--branch", "rules", str(backfilled), str(clone))
+    assert "release" not in git(clone, "branch", "--list")
+    monkeypatch.chdir(clone)
+    r = kfm("gate", "run", "C", "--changed", "origin/main..HEAD", "--store", str(backfilled / ".kfm" / "objects"))
+    assert r.code == 1
+    assert f"    evaluated: published version {SLUG} {FIRST} under the change: label 'public'" in r.out
+    assert "POLICY_LABEL_UNKNOWN" in r.out
+    git(clone, "update-ref", "-d", "refs/remotes/origin/release")
+    r = kfm("gate", "run", "C", "--changed", "origin/main..HEAD", "--store", str(backfilled / ".kfm" / "objects"))
+    assert r.code == 1 and "RELEASE_BRANCH_MISSING: neither release nor origin/release is here" in r.out

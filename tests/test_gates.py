@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import GIT_ENV, git
+from conftest import git, isolate
 from kfm_gitops.approvals import Approval
 from kfm_gitops.config import Config, load_config
 from kfm_gitops.findings import Finding
@@ -85,16 +85,10 @@ def overwrite(store: Store, digest: str, data: bytes) -> None:
 def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """`kfm quickstart`: three versions with their evidence committed on main; shared, only read."""
     from kfm_gitops.cli import main
-    from kfm_gitops.receipts import CONTAINER_ENV, ENV_ALLOWLIST
 
     base = tmp_path_factory.mktemp("gates")
     with pytest.MonkeyPatch.context() as mp:
-        for k, v in GIT_ENV.items():
-            mp.setenv(k, v)
-        mp.setenv("HOME", str(base))
-        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        for name in ("KFM_STORE", "KFM_DEBUG", "KFM_ACTOR", CONTAINER_ENV, *ENV_ALLOWLIST):
-            mp.delenv(name, raising=False)
+        isolate(mp, base)
         assert main(["quickstart", str(base / "qs")]) == 0
         yield base / "qs"
 

@@ -228,11 +228,17 @@ def _rules(config: Config, change: ChangeSet, store: Store | None, gates: Sequen
     from kfm_gitops.dataset import list_slugs, load_contract
     from kfm_gitops.gates import run_gates
     from kfm_gitops.policy import test_policies
-    from kfm_gitops.versions import published_version, version_dir
+    from kfm_gitops.versions import published_version, release_head, version_dir
 
     if not change.rules:
         return []
     checked, findings = test_policies(config.root)
+    repo = _git.discover(config.root)
+    if repo is None or release_head(config, repo) is None:
+        findings.append(Finding("RELEASE_BRANCH_MISSING", f"neither {config.release_branch} nor origin/"
+                                f"{config.release_branch} is here: what is published cannot be gated again", None,
+                                hint=f"fetch it (`git fetch origin {config.release_branch}`; in a workflow, "
+                                "actions/checkout with fetch-depth: 0)"))
     slugs = sorted(change.rule_slugs) if change.rule_slugs is not None else list_slugs(config.root)
     for slug in sorted({m["slug"] for p in change.rules if (m := _CONTRACT.fullmatch(p))}):
         contract = load_contract(config.root, slug, config.vocab)

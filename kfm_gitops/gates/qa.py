@@ -61,7 +61,7 @@ def _summary(target: Target) -> list[Finding]:
 
 
 def _run_doc(target: Target, run: Run, name: str, role: str) -> tuple[Mapping[str, Any], str] | Finding:
-    """A document of a run folder, checked against the digest the run's receipt records for it."""
+    """A document of a run folder, checked against the digest the run's receipt records for it and its schema."""
     rel = f"{run.folder}/{name}"
     got = read_json(target.config.root, rel)
     if isinstance(got, Finding):
@@ -70,9 +70,12 @@ def _run_doc(target: Target, run: Run, name: str, role: str) -> tuple[Mapping[st
     if run.receipt is not None and recorded != [sha256_digest(got[1])]:
         return Finding(f"{role.upper()}_ALTERED", f"{name} is not the one {run.run_id} recorded (its digest is "
                        f"{sha256_digest(got[1])})", Location(rel), hint=RESTORE.format(path=rel))
-    if not isinstance(got[0], dict):
-        return Finding(f"{role.upper()}_INVALID", f"{name} is not a JSON object", Location(rel),
-                       hint=RESTORE.format(path=rel))
+    from kfm_gitops.schema import validate_data
+
+    problems = validate_data(got[0], role)  # the schema of a run's QA report or quarantine record
+    if problems or not isinstance(got[0], dict):
+        return Finding(f"{role.upper()}_INVALID", f"{name}: {problems[0] if problems else 'not a JSON object'}",
+                       Location(rel), hint=RESTORE.format(path=rel))
     return got[0], rel
 
 
