@@ -6,7 +6,7 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -79,11 +79,18 @@ def atomic_write(path: Path, data: bytes, *, exclusive: bool = False) -> None:
 
     With ``exclusive`` the write fails with FileExistsError if ``path`` exists (append-only evidence).
     """
+    atomic_write_stream(path, [data], exclusive=exclusive)
+
+
+def atomic_write_stream(path: Path, chunks: Iterable[bytes], *, exclusive: bool = False) -> None:
+    """``atomic_write`` of bytes that arrive in blocks (a large file in bounded memory); an exception raised by
+    ``chunks`` leaves nothing at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for block in chunks:
+                fh.write(block)
             fh.flush()
             os.fsync(fh.fileno())
         try:  # a file replaced keeps its permissions (a read-only plan stays read-only); a new one is 0644

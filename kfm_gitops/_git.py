@@ -572,3 +572,23 @@ def remote_refs(root: Path, remote: str, patterns: Sequence[str]) -> dict[str, s
         raise KfmError(f"cannot read the refs of {remote}: {done.stderr.strip() or done.returncode}",
                        hint="check the remote's name and its credentials")
     return {ref: sha for sha, ref in (line.split("\t", 1) for line in done.stdout.splitlines() if "\t" in line)}
+
+
+def start_branch(repo: Repository, branch: str, at: str) -> None:
+    """Create ``branch`` at the head of branch ``at`` and make it HEAD's branch (`git switch -c`): the commit is
+    the same, so neither the working tree nor the index changes."""
+    head = branch_head(repo, at)
+    if head is None:
+        raise KfmError(f"there is no branch {at} to start {branch} from")
+    move_branch(repo, branch, head, None)
+    switch(repo, branch)
+
+
+def switch(repo: Repository, branch: str) -> None:
+    """Make ``branch`` HEAD's branch when it holds exactly HEAD's tree (nothing in the working tree changes)."""
+    target = branch_head(repo, branch)
+    if target is None:
+        raise KfmError(f"there is no branch {branch}")
+    if not repo.head_is_unborn and _commit(repo, repo.head.target).tree.id != _commit(repo, target).tree.id:
+        raise KfmError(f"{branch} holds other files than the work tree: switch with git (`git switch {branch}`)")
+    repo.set_head(f"refs/heads/{branch}")

@@ -3,7 +3,8 @@ append-only acquisition manifest (``data/raw/<slug>/<acquisition_id>.json``) and
 
 The manifest holds no time, so the same acquisition made in two plan PRs is the same file and merges cleanly.
 Acquiring a window again reuses an identical acquisition; different bytes make a new acquisition that supersedes
-the old one (and a HASH_MISMATCH finding for the backfill report). An existing manifest is never rewritten.
+the old one: a note when the old one was empty (a redelivery, the normal case), a HASH_MISMATCH warning when
+upstream changed bytes it had delivered. An existing manifest is never rewritten.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class ChunkOutcome:
     run_folder: str | None = None
     receipt_digest: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the report says in plain words (a redelivery, ...)
     inputs: list[dict[str, str]] = field(default_factory=list)  # upstream sources and terms, for the receipt
     outputs: list[dict[str, str]] = field(default_factory=list)  # the manifest and the stored objects
     params_digest: str = ""
@@ -123,9 +125,10 @@ def read_manifests(root: Path, slug: str) -> list[tuple[Path, dict[str, Any]]]:
     return out
 
 
-def _changes(old: dict[str, Any], new: list[FetchedObject]) -> str:
+def changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What differs between two acquisitions of a chunk, in words: the objects changed, new and gone."""
     before = {o["name"]: o["digest"] for o in old.get("objects", [])}
-    after = {o.name: o.digest for o in new}
+    after = {o["name"]: o["digest"] for o in new.get("objects", [])}
     changed = sorted(n for n in before.keys() & after.keys() if before[n] != after[n])
     added = sorted(after.keys() - before.keys())
     removed = sorted(before.keys() - after.keys())
@@ -165,7 +168,7 @@ def fetch_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, s
             "objects": [o.as_dict() for o in objects],
         }
         doc["acquisition_id"] = manifest_identity(doc)
-        path, data = _record_acquisition(config, doc, objects, outcome)
+        path, data = _record_acquisition(config, doc, outcome)
         manifest_rel = path.relative_to(config.root).as_posix()
         manifest_digest = sha256_digest(data)
         outcome.acquisition_id = doc["acquisition_id"]
@@ -206,8 +209,7 @@ def _fetch(config: Config, plan: Plan, contract: Contract, chunk: Period, store:
                      "format": pipeline["source"]["format"]}
 
 
-def _record_acquisition(config: Config, doc: dict[str, Any], objects: list[FetchedObject], outcome: ChunkOutcome
-                        ) -> tuple[Path, bytes]:
+def _record_acquisition(config: Config, doc: dict[str, Any], outcome: ChunkOutcome) -> tuple[Path, bytes]:
     """Write an acquisition manifest, append-only: a new acquisition supersedes the chunk's current ones (upstream
     changed), an identical one is reused, one with other content under the same id is refused. Returns the file
     and its bytes."""
@@ -218,9 +220,14 @@ def _record_acquisition(config: Config, doc: dict[str, Any], objects: list[Fetch
     if heads and not path.exists():
         doc["supersedes"] = sorted(str(m["acquisition_id"]) for _, m in heads)
         for p, m in heads:
+            if not m.get("objects"):  # a redelivery of what was missing: the normal case, said in plain words
+                outcome.notes.append(f"upstream delivered chunk {key}, which was empty in acquisition "
+                                     f"{m['acquisition_id']} ({changes(m, doc)}): {acq} supersedes it, and both "
+                                     "stay in RAW")
+                continue
             outcome.findings.append(Finding(
                 "HASH_MISMATCH",
-                f"upstream changed since acquisition {m['acquisition_id']} ({_changes(m, objects)}); "
+                f"upstream changed since acquisition {m['acquisition_id']} ({changes(m, doc)}); "
                 f"{acq} supersedes it", Location(display_path(p)), severity="warning",
                 hint="the backfill report lists this; the old acquisition stays as evidence"))
     if not path.exists():
@@ -251,6 +258,21 @@ def _heads(found: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, dict[st
     """The acquisitions among ``found`` that none of them supersedes."""
     superseded = {s for _, m in found for s in m.get("supersedes", [])}
     return [(p, m) for p, m in found if m.get("acquisition_id") not in superseded]
+
+
+def superseded_by(root: Path, slug: str) -> dict[str, dict[str, Any]]:
+    """Each acquisition of a dataset that another supersedes, mapped to the acquisition that replaces it now (the
+    end of the chain of supersessions)."""
+    replaced = {str(old): m for _, m in read_manifests(root, slug) if isinstance(m.get("supersedes"), list)
+                for old in m["supersedes"]}
+    out: dict[str, dict[str, Any]] = {}
+    for old, head in replaced.items():
+        seen = {old}
+        while str(head.get("acquisition_id")) in replaced and str(head.get("acquisition_id")) not in seen:
+            seen.add(str(head.get("acquisition_id")))
+            head = replaced[str(head.get("acquisition_id"))]
+        out[old] = head
+    return out
 
 
 def plan_terms(config: Config, plan: Plan, store: Store) -> dict[str, Any]:
@@ -318,46 +340,55 @@ def manifest_digests(doc: dict[str, Any]) -> list[tuple[str, str]]:
 
 def verify_raw(config: Config, store: Store, slugs: list[str], jobs: int | None = None
                ) -> tuple[list[str], list[Finding], int, int]:
-    """Re-hash every object the acquisition manifests name, on all cores. Returns (manifests checked, findings,
-    objects named, objects missing)."""
+    """Re-hash every object the acquisition manifests name, on all cores. Missing objects are one finding with
+    their count and what to run; a corrupt one is a finding each. Returns (manifests checked, findings, objects
+    named, objects missing)."""
+    from kfm_gitops.store import missing_finding
+
     checked: list[str] = []
     findings: list[Finding] = []
     work: list[tuple[str, str, str]] = []  # (manifest shown, object name, digest)
+    sizes: dict[str, int | None] = {}
     for slug in slugs:
         folder = raw_dir(config.root, slug)
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            shown = display_path(path)
-            checked.append(shown)
-            if path.is_symlink():
-                findings.append(Finding("MANIFEST_INVALID", "is a symbolic link; manifests are plain files",
-                                        Location(shown), hint="restore the manifest from git"))
-                continue
-            try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                findings.append(Finding("MANIFEST_INVALID", f"not JSON: {exc.msg}",
-                                        Location(shown, exc.lineno, exc.colno), hint="restore the manifest from git"))
-                continue
-            except (OSError, ValueError) as exc:
-                findings.append(Finding("MANIFEST_INVALID", f"unreadable: {exc}", Location(shown),
-                                        hint="restore the manifest from git"))
-                continue
-            problems = check_manifest(path, doc, slug)
-            findings.extend(problems)
-            if any(f.code == "MANIFEST_INVALID" for f in problems):
-                continue
-            work.extend((shown, name, digest) for name, digest in manifest_digests(doc))
-    verdicts = store.verify_all((d for _, _, d in work), jobs)
-    unique = list(verdicts)
+            checked.append(display_path(path))
+            doc = _checked_manifest(path, slug, findings)
+            if doc is not None:
+                work.extend((checked[-1], name, digest) for name, digest in manifest_digests(doc))
+                sizes.update({o["digest"]: o["size"] for o in [doc["terms"], *doc["objects"]]})
+    verdicts = store.verify_all(sizes, jobs)
+    missing = [w for w in work if verdicts[w[2]] == "OBJECT_MISSING"]
+    if missing:
+        findings.append(missing_finding(store, config.shared_store, missing, "acquisition manifest"))
     for shown, name, digest in work:
         code = verdicts[digest]
-        if code == "OBJECT_MISSING":
-            findings.append(Finding(code, f"{name} ({digest}) is not in the store {store.url}", Location(shown),
-                                    hint="`kfm store pull` copies it from the shared store"))
-        elif code is not None:
+        if code not in (None, "OBJECT_MISSING"):
             findings.append(Finding(code, f"{name} ({digest}) is corrupt in the store {store.url}", Location(shown),
                                     hint="restore it from another store (`kfm store pull`) or acquire it again"))
-    return checked, findings, len(unique), sum(1 for d in unique if verdicts[d] == "OBJECT_MISSING")
+    return checked, findings, len(sizes), len({d for _, _, d in missing})
+
+
+def _checked_manifest(path: Path, slug: str, findings: list[Finding]) -> dict[str, Any] | None:
+    """A manifest whose objects can be verified, or None (and the findings of why not)."""
+    shown = display_path(path)
+    if path.is_symlink():
+        findings.append(Finding("MANIFEST_INVALID", "is a symbolic link; manifests are plain files",
+                                Location(shown), hint="restore the manifest from git"))
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        findings.append(Finding("MANIFEST_INVALID", f"not JSON: {exc.msg}",
+                                Location(shown, exc.lineno, exc.colno), hint="restore the manifest from git"))
+        return None
+    except (OSError, ValueError) as exc:
+        findings.append(Finding("MANIFEST_INVALID", f"unreadable: {exc}", Location(shown),
+                                hint="restore the manifest from git"))
+        return None
+    problems = check_manifest(path, doc, slug)
+    findings.extend(problems)
+    return None if any(f.code == "MANIFEST_INVALID" for f in problems) else dict(doc)
 
 
 def dataset_digests(config: Config, slug: str) -> list[str]:

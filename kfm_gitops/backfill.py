@@ -1,7 +1,8 @@
 """The backfill run: every chunk of a plan goes acquire -> normalise/QA -> materialise -> receipt, up to the plan's
 parallelism at once; then the roll-up assembles the new dataset version from its base and the window's partitions.
 
-A chunk with a passing run for the same parameters is reused (no PROCESSED byte is read again) unless ``force``.
+A chunk with a passing run for the same parameters is reused unless ``force``, once its artifacts are checked
+against the store (digests and sizes, streamed, in parallel): a chunk whose artifact is corrupt runs again.
 A run writes into .kfm/staging and renames its folder into place when complete, so an interrupted chunk leaves
 nothing visible and starts clean next time.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,8 +19,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kfm_gitops._fs import RepoLock, interrupts_deferred, json_bytes, probe_writable, staging_dir
-from kfm_gitops.acquire import fetch_chunk, plan_terms
+from kfm_gitops._fs import (
+    RepoLock,
+    display_path,
+    interrupts_deferred,
+    json_bytes,
+    probe_writable,
+    staging_dir,
+)
+from kfm_gitops.acquire import changes, fetch_chunk, plan_terms, superseded_by
 from kfm_gitops.chunk import ChunkResult, clean, process_chunk
 from kfm_gitops.config import Config
 from kfm_gitops.dataset import Contract, require_contract
@@ -33,7 +42,7 @@ from kfm_gitops.evidence import (
     runs_of,
     write_run,
 )
-from kfm_gitops.findings import Finding
+from kfm_gitops.findings import Finding, Location
 from kfm_gitops.identity import IdentityError, PartitionContent, dataset_version_id, sha256_digest
 from kfm_gitops.periods import Period, iso_utc, periods
 from kfm_gitops.plan import Plan, select_chunks, set_expected_version
@@ -50,6 +59,8 @@ from kfm_gitops.versions import (
     Partition,
     VersionManifest,
     carried_under_other_policy,
+    compare_version,
+    read_json,
     repo_path,
     require_base,
     run_folder_name,
@@ -69,6 +80,9 @@ class ChunkRun:
     raw: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     rows: tuple[int, int, int] = (0, 0, 0)  # total, accepted, quarantined
+    quarantine: dict[str, int] = field(default_factory=dict)  # rows quarantined, by reason
+    notes: list[str] = field(default_factory=list)
+    acquisition: str | None = None  # the acquisition manifest the run was made from (a repository path)
 
 
 @dataclass(slots=True)
@@ -78,10 +92,26 @@ class BackfillResult:
     version_folder: str | None = None
     notes: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    next_step: str | None = None  # what to do next, when it is not committing the evidence
+    elapsed: float = 0.0  # seconds
 
     @property
     def ok(self) -> bool:
         return not any(f.severity == "error" for f in self.findings + [f for c in self.chunks for f in c.findings])
+
+    def tally(self) -> dict[str, Any]:
+        """The run in numbers: chunks by state, rows in, out and quarantined (by reason), the version, the time."""
+        states = {s: sum(1 for c in self.chunks if c.state == s) for s in ("done", "empty", "reused", "failed",
+                                                                        "quarantined", "pending")}
+        reasons: dict[str, int] = {}
+        for c in self.chunks:
+            for reason, n in c.quarantine.items():
+                reasons[reason] = reasons.get(reason, 0) + n
+        return {"chunks": states, "rows": {"in": sum(c.rows[0] for c in self.chunks),
+                                           "out": sum(c.rows[1] for c in self.chunks),
+                                           "quarantined": sum(c.rows[2] for c in self.chunks)},
+                "quarantine": dict(sorted(reasons.items())), "version": self.version,
+                "elapsed_s": round(self.elapsed, 1)}
 
 
 def reusable(config: Config, slug: str, key: str, params: str, store: Store) -> tuple[Path, dict[str, Any]] | None:
@@ -106,10 +136,35 @@ def _from_receipt(run: ChunkRun, folder: Path, receipt: dict[str, Any], root: Pa
     run.raw = sorted(set(raw))
     run.partitions = [{"partition": o["role"].split(":", 1)[1], "digest": o["digest"]}
                       for o in receipt.get("outputs", []) if str(o.get("role", "")).startswith("partition:")]
-    qa = folder / QA_FILE
-    if qa.is_file():
-        rows = json.loads(qa.read_text())["rows"]
+    run.acquisition = acquisition_of(receipt)
+    qa, quarantine = _run_document(folder, QA_FILE), _run_document(folder, QUARANTINE_FILE)
+    if qa is not None:
+        rows = qa["rows"]
         run.rows = (rows["total"], rows["accepted"], rows["quarantined"])
+    if quarantine is not None:
+        run.quarantine = dict(quarantine.get("counts", {}))
+
+
+def acquisition_of(receipt: dict[str, Any]) -> str | None:
+    """The acquisition manifest a chunk run was made from (a repository path), as its receipt names it."""
+    return next((str(o["uri"]) for o in receipt.get("outputs", []) if o.get("role") == "acquisition"), None)
+
+
+def _run_document(folder: Path, name: str) -> dict[str, Any] | None:
+    """A run folder's qa.json or quarantine.json (None when the run has none); one that cannot be read stops the
+    run with a finding where it is broken."""
+    path = folder / name
+    if not path.exists():
+        return None
+    hint = (f"run folders are never edited: restore it with `git checkout HEAD -- {display_path(folder)}`, or, if "
+            "the run was never committed, remove its folder and run again")
+    doc, problem = read_json(path, "RUN_INVALID", hint)
+    shape = {QA_FILE: ("rows", dict), QUARANTINE_FILE: ("counts", dict)}[name]
+    if problem is None and not (isinstance(doc, dict) and isinstance(doc.get(shape[0]), shape[1])):
+        problem = Finding("RUN_INVALID", f"{shape[0]} is missing or malformed", Location(display_path(path)), hint=hint)
+    if problem is not None:
+        raise FindingsError([problem], f"the run {folder.name} cannot be reused")
+    return dict(doc)
 
 
 def processing_input(config: Config, plan: Plan, contract: Contract, terms: dict[str, Any] | None
@@ -147,8 +202,8 @@ def run_files(result: ChunkResult, decision: Decision) -> tuple[dict[str, bytes]
     files = {name: json_bytes(doc) for name, doc in ((POLICY_FILE, decision.as_dict()), (QA_FILE, result.qa),
                                                      (QUARANTINE_FILE, result.quarantine)) if doc}
     roles = {POLICY_FILE: "policy_decision", QA_FILE: "qa", QUARANTINE_FILE: "quarantine"}
-    outputs = [{"uri": f"kfm://artifact/{p['digest']}", "digest": p["digest"], "role": f"partition:{p['partition']}"}
-               for p in result.partitions]
+    outputs = [{"uri": f"kfm://artifact/{p['digest']}", "digest": p["digest"], "role": f"partition:{p['partition']}",
+                "size": p["size"]} for p in result.partitions]
     outputs += [{"uri": name, "digest": sha256_digest(data), "role": roles[name]} for name, data in files.items()]
     return files, outputs
 
@@ -172,6 +227,8 @@ def run_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, sto
     rid = new_run_id(chunk.key)
     acquired = fetch_chunk(config, plan, contract, chunk, store, terms)
     run.findings.extend(acquired.findings)
+    run.notes.extend(acquired.notes)
+    run.acquisition = acquired.manifest
     result = ChunkResult(chunk.key)
     if not acquired.failed and acquired.manifest is not None:
         manifest = json.loads((config.root / acquired.manifest).read_text(encoding="utf-8"))
@@ -185,6 +242,7 @@ def run_chunk(config: Config, plan: Plan, contract: Contract, chunk: Period, sto
     if result.qa:
         rows = result.qa["rows"]
         run.rows = (rows["total"], rows["accepted"], rows["quarantined"])
+    run.quarantine = dict(result.quarantine.get("counts", {}))
     if any(f.severity == "error" for f in run.findings) and not result.quarantined_whole:
         run.state = "failed"
     elif result.quarantined_whole:
@@ -273,16 +331,65 @@ def roll_up(config: Config, plan: Plan, contract: Contract, runs: list[ChunkRun]
         result.notes.append(f"the content equals the base version {base}: no new version")
         result.version = base
         return
+    committed = committed_expected_id(frozen)
+    if id_differs(plan, version, committed, result):
+        return
+    land_version(config, plan, version, version_files(frozen, plan, contract, runs, version, parts, decision,
+                                                      store), result)
+    if committed == version and not result.findings and all(r.state == "reused" for r in runs):
+        result.next_step = "nothing to commit: the plan and its version are committed already"
+
+
+def id_differs(plan: Plan, version: str, committed: str | None, result: BackfillResult) -> bool:
+    """A plan whose committed expected_dataset_version_id is a version id other than this run's result: the plan
+    was rolled up before and its inputs have changed since. Stop, naming both ids."""
+    if committed is None or committed == version:
+        return False
+    result.findings.append(Finding(
+        "ROLLUP_ID_DIFFERS", f"this run gives version {version}, but the plan's committed "
+        f"expected_dataset_version_id is {committed}", plan.doc.locate(("promotion", "expected_dataset_version_id")),
+        hint="a plan reproduces the version it was rolled up into, and something it reads has changed since (the "
+        "upstream, the contract, kfm): make a new plan for the window (`kfm plan new`); the version folders and the "
+        "plan are left as they are"))
+    return True
+
+
+def committed_expected_id(frozen: Frozen) -> str | None:
+    """The version id the plan names as committed at HEAD, when it names one (not the placeholder)."""
+    from kfm_gitops import _git, _yaml
+    from kfm_gitops.identity import parse_version_id
+
+    repo = _git.discover(frozen.config.root)
+    blob = _git.read_blob(repo, frozen.git_commit, Path(frozen.plan).as_posix()) if repo is not None else None
+    doc = _yaml.loads(blob.decode("utf-8", "replace"), frozen.plan) if blob is not None else None
+    if doc is None or isinstance(doc, list) or not isinstance(doc.data.get("promotion"), dict):
+        return None
+    value = doc.data["promotion"].get("expected_dataset_version_id")
+    try:
+        parse_version_id(str(value))
+    except IdentityError:
+        return None
+    return str(value)
+
+
+def land_version(config: Config, plan: Plan, version: str, files: dict[str, bytes], result: BackfillResult) -> None:
+    """Write the version folder and the plan's expected id together; a folder that exists already must be what
+    kfm would write (else nothing is written, and the finding names the file that differs)."""
     folder = version_dir(config, plan.slug, version)
+    problems = compare_version(config, folder, files) if folder.exists() else []
+    if problems:
+        result.findings.extend(problems)
+        return
     result.version = version
     result.version_folder = repo_path(config, folder)
     with interrupts_deferred():  # the version folder and the plan's id land together
         probe_writable(plan.path.parent)  # a plan kfm cannot update stops the roll-up before the version lands
-        if folder.exists():
+        if folder.exists() and plan.expected_version == version:
+            result.notes.append(f"this plan reproduces its version {version}, which it was rolled up into before")
+        elif folder.exists():
             result.notes.append(f"version {version} exists already: reused")
         else:
-            write_version(config, plan.slug, version, version_files(frozen, plan, contract, runs, version, parts,
-                                                                    decision, store))
+            write_version(config, plan.slug, version, files)
         set_expected_version(plan.path, version)
 
 
@@ -383,9 +490,16 @@ def chunk_failed(run: ChunkRun, exc: Exception) -> None:
     run.state = "failed"
 
 
+def check_inputs(config: Config, plan: Plan) -> None:
+    """Refuse a run from uncommitted inputs, or on altered evidence, before anything is said or written (the same
+    check a run makes under the repository lock)."""
+    freeze(config, plan)
+
+
 def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | None = None, jobs: int | None = None,
                  force: bool = False, rollup_only: bool = False,
                  on_change: Callable[[ChunkRun], None] | None = None) -> BackfillResult:
+    started = time.monotonic()
     contract = require_contract(config.root, plan.slug, config.vocab)
     chunks = plan.chunks()
     selected = [] if rollup_only else select_chunks(plan, keys)
@@ -395,17 +509,9 @@ def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | 
         frozen = freeze(config, plan)
         terms = plan_terms(config, plan, store)
         decision = decide_processing(config, plan, contract, terms)
-        todo = []
-        for c in chunks:
-            found = None if (force and c in selected) else reusable(
-                config, contract.slug, c.key, chunk_params(plan, c.key, contract.spec_hash, decision.bundle_digest),
-                store)
-            if found is not None:
-                _from_receipt(runs[c.key], found[0], found[1], config.root)
-                runs[c.key].state = "reused"
-                notify(runs[c.key])
-            elif c in selected:
-                todo.append(c)
+        params = {c.key: chunk_params(plan, c.key, contract.spec_hash, decision.bundle_digest) for c in chunks}
+        result = BackfillResult([runs[c.key] for c in chunks])
+        todo = reuse_runs(config, plan, chunks, selected, runs, params, store, result, force=force, notify=notify)
 
         def one(c: Period) -> None:
             run = runs[c.key]
@@ -420,18 +526,90 @@ def run_backfill(config: Config, plan: Plan, store: Store, *, keys: list[str] | 
         workers = max(1, min(jobs or plan.max_parallelism, plan.max_parallelism, len(todo) or 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(one, todo))
-        result = BackfillResult([runs[c.key] for c in chunks])
-        missing = [r.key for r in result.chunks if r.state == "pending"]
-        if missing:
-            message = (f"not rolled up: chunk(s) {', '.join(missing)} have no passing run yet (run them, here or on "
-                       "other machines sharing the store, then `kfm backfill rollup`)")
-            if rollup_only or not keys:
-                result.findings.append(Finding("ROLLUP_INCOMPLETE", message, None))
-            else:
-                result.notes.append(message)
-            return result
-        roll_up(config, plan, contract, result.chunks, frozen, result, decision, store)
+        result.notes.extend(n for r in result.chunks for n in r.notes)
+        if not rollup_incomplete(result, complain=rollup_only or not keys):
+            roll_up(config, plan, contract, result.chunks, frozen, result, decision, store)
+            upstream_changed(config, plan, result)
+    result.elapsed = time.monotonic() - started
     return result
+
+
+def rollup_incomplete(result: BackfillResult, complain: bool) -> bool:
+    """Chunks with no passing run yet: no roll-up (a finding when the whole plan was asked for, else a note)."""
+    missing = [r.key for r in result.chunks if r.state == "pending"]
+    if missing:
+        message = (f"not rolled up: chunk(s) {', '.join(missing)} have no passing run yet (run them, here or on "
+                   "other machines sharing the store, then `kfm backfill rollup`)")
+        if complain:
+            result.findings.append(Finding("ROLLUP_INCOMPLETE", message, None))
+        else:
+            result.notes.append(message)
+    return bool(missing)
+
+
+def _artifacts(receipt: dict[str, Any]) -> list[dict[str, Any]]:
+    return [o for o in receipt.get("outputs", []) if str(o.get("role", "")).startswith("partition:")]
+
+
+def reuse_runs(config: Config, plan: Plan, chunks: list[Period], selected: list[Period], runs: dict[str, ChunkRun],
+               params: dict[str, str], store: Store, result: BackfillResult, *, force: bool,
+               notify: Callable[[ChunkRun], None]) -> list[Period]:
+    """Reuse each chunk's passing run for the same parameters once its artifacts check out against the store
+    (digests and sizes, streamed, in parallel); return the selected chunks that must run. A reused run whose
+    artifact is corrupt runs again when selected (a note says so), else it is a finding naming the object."""
+    found = {c.key: hit for c in chunks if not (force and c in selected)
+             and (hit := reusable(config, plan.slug, c.key, params[c.key], store)) is not None}
+    verdicts = store.verify_all({o["digest"]: o.get("size") for _, receipt in found.values()
+                                 for o in _artifacts(receipt)})
+    todo = []
+    for c in chunks:
+        if c.key not in found:
+            todo += [c] if c in selected else []
+            continue
+        folder, receipt = found[c.key]
+        bad = [(o, verdicts[o["digest"]]) for o in _artifacts(receipt) if verdicts[o["digest"]]]
+        if not bad:
+            _from_receipt(runs[c.key], folder, receipt, config.root)
+            runs[c.key].state = "reused"
+            notify(runs[c.key])
+        else:
+            output, code = bad[0]
+            what = (f"its artifact {output['digest']} ({output['role']}) is "
+                    f"{'missing from' if code == 'OBJECT_MISSING' else 'corrupt in'} the store {store.url} ({code})")
+            if c not in selected:
+                result.findings.append(Finding(
+                    "REUSE_CORRUPT", f"chunk {c.key} cannot be reused: {what}", Location(display_path(folder)),
+                    hint=f"`kfm backfill run {display_path(plan.path)} --chunk {c.key} --force` makes it again"))
+                continue
+            result.notes.append(f"chunk {c.key}: {what}: running the chunk again")
+            todo.append(c)
+    return todo
+
+
+def upstream_changed(config: Config, plan: Plan, result: BackfillResult) -> None:
+    """Reused chunks made from acquisitions that others supersede since: say what changed upstream, and what to do
+    (a new plan for the window, when this plan reproduces the version it was rolled up into)."""
+    replaced = superseded_by(config.root, plan.slug)
+    stale = [(r, Path(r.acquisition).stem) for r in result.chunks
+             if r.state == "reused" and r.acquisition and Path(r.acquisition).stem in replaced]
+    for r, old in stale:
+        head = replaced[old]
+        before, problem = read_json(config.root / str(r.acquisition), "MANIFEST_INVALID", "")
+        what = changes(before, head) if problem is None and isinstance(before, dict) else "its objects differ"
+        result.notes.append(f"the upstream has changed since: chunk {r.key} was made from acquisition {old}, which "
+                            f"{head['acquisition_id']} supersedes (the acquisition digests differ: {what})")
+    if not stale or result.version is None:
+        return
+    if result.version == plan.expected_version:
+        windows = [replaced[old]["chunk"] for _, old in stale]
+        window = f"{min(w['start'] for w in windows)}/{max(w['end'] for w in windows)}"
+        result.next_step = (f"to publish what changed, make a new plan for the window: `kfm plan new {plan.slug} "
+                            f"--window {window} --chunking {plan.mode} --reason \"Upstream changed since "
+                            f"{result.version}\"` (this plan stays what it was)")
+    else:
+        keys = " ".join(f"--chunk {r.key}" for r, _ in stale)
+        result.next_step = (f"run those chunks again on what upstream delivers now: `kfm backfill run "
+                            f"{display_path(plan.path)} {keys} --force`")
 
 
 def dry_run(config: Config, plan: Plan, store: Store) -> list[dict[str, Any]]:
@@ -444,15 +622,18 @@ def dry_run(config: Config, plan: Plan, store: Store) -> list[dict[str, Any]]:
     zone = get_zone(part.timezone)
     params = contract.pipeline.data["connector"]["params"]
     template = params.get("url") or f"{params.get('root', '')}/{params.get('pattern', '')}"
+    replaced = superseded_by(config.root, plan.slug)
     out = []
     for c in plan.chunks():
         found = reusable(config, contract.slug, c.key,
                          chunk_params(plan, c.key, contract.spec_hash, load_bundle(config.root).digest), store)
+        made_from = Path(acquisition_of(found[1]) or "").stem if found else None
         out.append({
             "chunk": c.key, "start": iso_utc(c.start), "end": iso_utc(c.end),
             "sources": expand(template, Window(c.key, c.start, c.end, zone)),
             "partitions": [p.key for p in periods(c.start, c.end, part.mode, zone)],
             "reuse": found[0].relative_to(config.root).as_posix() if found else None,
+            "upstream_changed": replaced[made_from]["acquisition_id"] if made_from in replaced else None,
         })
     return out
 

@@ -65,13 +65,14 @@ class Vocabularies:
 @dataclass(frozen=True, slots=True)
 class Config:
     root: Path
-    store: str = DEFAULT_STORE
+    store: str = DEFAULT_STORE  # the store this machine reads and writes (kfm.yaml's store, or its store.cache)
     main_branch: str = "main"
     release_branch: str = "release"
     published_prefix: str = "published/"
     vocab: Vocabularies = field(default_factory=Vocabularies)
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     approvals: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    shared_store: str | None = None  # the team's shared store (kfm.yaml's store.shared), where objects are pulled from
 
     @property
     def path(self) -> Path:
@@ -108,9 +109,15 @@ def from_data(root: Path, data: dict[str, Any]) -> Config:
         obligation_types=tuple(vocab_data.get("obligation_types", OBLIGATION_TYPES)),
         quarantine_reasons=tuple(vocab_data.get("quarantine_reasons", QUARANTINE_REASONS)),
     )
+    store = data.get("store", DEFAULT_STORE)
+    if isinstance(store, dict):  # {cache: URL, shared: URL}
+        store, shared = store.get("cache", DEFAULT_STORE), store.get("shared")
+    else:
+        shared = None
     return Config(
         root=root,
-        store=str(data.get("store", DEFAULT_STORE)),
+        store=str(store),
+        shared_store=str(shared) if shared is not None else None,
         main_branch=str(branches.get("main", "main")),
         release_branch=str(branches.get("release", "release")),
         published_prefix=str(branches.get("published_prefix", "published/")),

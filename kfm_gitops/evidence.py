@@ -77,14 +77,26 @@ def freeze(config: Config, plan: PlanFile) -> Frozen:
     state = _git.status(repo)
     changed = uncommitted_inputs(config, plan, repo, state)
     if changed:
-        raise FindingsError(changed, "refusing to run from uncommitted inputs: a run that cannot be reproduced "
-                            "cannot be promoted")
+        refused = FindingsError(changed, "refusing to run from uncommitted inputs: a run that cannot be reproduced "
+                                "cannot be promoted")
+        refused.hint = commit_command(config, plan, [f.location.path for f in changed if f.location])
+        raise refused
     altered = altered_evidence(config, plan.slug, repo, state)
     if altered:
         raise FindingsError(altered, "refusing to run on altered evidence: acquisitions, run folders and versions "
                             "are never edited or deleted")
     plan_rel = os.path.relpath(plan.path.resolve(), config.root.resolve())
     return Frozen(config, plan.slug, plan_rel, commit, _git.committer_email(repo))
+
+
+def commit_command(config: Config, plan: PlanFile, paths: Sequence[str]) -> str:
+    """The one git command that commits a run's inputs (``paths``, as git names them), from the working directory."""
+    import shlex
+
+    from kfm_gitops._fs import display_path
+
+    shown = " ".join(shlex.quote(display_path(config.root / p)) for p in paths)
+    return f"commit them first: git add {shown} && git commit -m {shlex.quote(f'Backfill plan {plan.path.stem}')}"
 
 
 def _git_paths(repo: _git.Repository, paths: Sequence[Path]) -> list[str]:

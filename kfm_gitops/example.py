@@ -144,6 +144,23 @@ def first_plan_text() -> str:
     )
 
 
+# The example's people: who holds which role in its kfm.yaml (principals of reviews and Approved-by trailers).
+STEWARD = "steward-kim"
+RELEASE_MANAGER = "rm-lee"
+
+
+def config_text() -> str:
+    """kfm.yaml as kfm init writes it, with the example's stewards and release managers."""
+    from kfm_gitops.repository import KFM_YAML
+
+    blank = "roles:\n  steward: []\n  release_manager: []\n"
+    assert blank in KFM_YAML
+    return KFM_YAML.replace(blank, f"roles:\n  steward: [{STEWARD}]\n  release_manager: [{RELEASE_MANAGER}]\n")
+
+
 def repository_files(*, redelivery: bool = True) -> dict[str, bytes]:
-    """Everything the example adds to a governed repository."""
-    return {**contract_files(), FIRST_PLAN: first_plan_text().encode(), **upstream_files(redelivery=redelivery)}
+    """Everything the example adds to a governed repository (its kfm.yaml names the example's people)."""
+    from kfm_gitops.config import CONFIG_NAME
+
+    return {CONFIG_NAME: config_text().encode(), **contract_files(), FIRST_PLAN: first_plan_text().encode(),
+            **upstream_files(redelivery=redelivery)}

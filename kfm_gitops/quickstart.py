@@ -136,9 +136,6 @@ def quickstart(directory: Path, say: Say) -> int:
     second, second_version, commit = done
     say(f"   version {second.version} = the first release's partitions with {OUTAGE_MONTH} filled in:")
     say(f"   {second.version_folder}/; the plan's expected_dataset_version_id is set; committed as {commit}")
-    if any(f.code == "HASH_MISMATCH" for c in second.chunks for f in c.findings):
-        say(f"   (the HASH_MISMATCH warning is expected: the first release acquired an empty {OUTAGE_MONTH}; the "
-            "redelivery is a new acquisition that supersedes it, and both stay in RAW)")
     for c in second.chunks:
         if c.rows[2] and c.run_folder:
             counts = json.loads((root / c.run_folder / "quarantine.json").read_text(encoding="utf-8"))["counts"]

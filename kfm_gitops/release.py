@@ -560,7 +560,7 @@ class Status:
     since: str  # when the alias's version was published
     last_event: str
     pending: bool  # the pointer differs from what the alias shows: kfm promote has work to do
-    proposals: tuple[str, ...]  # release and rollback branches of this dataset
+    proposals: tuple[str, ...]  # release and rollback branches of this dataset not merged yet
     candidates: tuple[str, ...]  # versions on main that build on what is published
 
 
@@ -579,10 +579,18 @@ def status(config: Config, slug: str) -> Status:
     main_head = _git.branch_head(repo, config.main_branch)
     on_main = versions_at(config, repo, main_head, slug) if main_head else {}
     prefixes = (f"{PROPOSE_PREFIX}{slug}/", f"{ROLLBACK_PREFIX}{slug}/")
+    data = ledger_at(config, repo, release_head, slug) if release_head else b""
+    candidates = [v + (" (rolled back: republish only)" if standing(data, v).rolled_back else "")
+                  for v, m in sorted(on_main.items()) if m.base == alias_version and v != alias_version]
     return Status(slug, published, _hex(alias), alias_version, str(entry["created_at"]) if entry else "",
                   str(entry["event_type"]) if entry else "", published != alias_version,
-                  tuple(b for b in _git.local_branches(repo) if b.startswith(prefixes)),
-                  tuple(sorted(v for v, m in on_main.items() if m.base == alias_version and v != alias_version)))
+                  tuple(b for b in _git.local_branches(repo) if b.startswith(prefixes)
+                        and not _merged(repo, b, release_head)), tuple(candidates))
+
+
+def _merged(repo: _git.Repository, branch: str, into: _git.Oid | None) -> bool:
+    head = _git.branch_head(repo, branch)
+    return into is not None and head is not None and _git.is_ancestor(repo, head, into)
 
 
 def history(config: Config, slug: str) -> list[dict[str, Any]]:

@@ -12,13 +12,14 @@ import contextlib
 import hashlib
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
 from kfm_gitops._fs import fsync_dir
 from kfm_gitops.errors import KfmError
+from kfm_gitops.findings import Finding, Location
 from kfm_gitops.identity import check_digest
 
 # The optional extras that bring fsspec's backends for the object stores kfm documents.
@@ -51,6 +52,7 @@ class _Backend(Protocol):
     def commit(self, tmp: str, key: str) -> bool: ...
     def remove(self, key: str) -> None: ...
     def root_exists(self) -> bool: ...
+    def any_object(self) -> bool: ...
 
 
 class _Local:
@@ -79,6 +81,13 @@ class _Local:
 
     def root_exists(self) -> bool:
         return self.root.is_dir()
+
+    def any_object(self) -> bool:
+        folder = self.root / "sha256"
+        if not folder.is_dir():
+            return False
+        with os.scandir(folder) as subs:
+            return any(sub.is_dir() and _holds_a_file(sub.path) for sub in subs)
 
     def exists(self, key: str) -> bool:
         return self._p(key).is_file()
@@ -109,7 +118,7 @@ class _Local:
             created = True
         except FileExistsError:
             created = False
-            if _file_digest(final) != "sha256:" + key.rsplit("/", 1)[-1]:
+            if file_digest(final) != "sha256:" + key.rsplit("/", 1)[-1]:
                 # The object there is corrupt and these bytes are right (they hash to the name): heal it, atomically.
                 os.replace(self.root / tmp, final)
                 os.chmod(final, 0o444)
@@ -126,7 +135,13 @@ class _Local:
             os.unlink(self._p(key))
 
 
-def _file_digest(path: Path) -> str:
+def _holds_a_file(folder: str) -> bool:
+    with os.scandir(folder) as entries:
+        return any(e.is_file() for e in entries)
+
+
+def file_digest(path: Path) -> str:
+    """The sha256 digest of a file, read in blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(CHUNK):
@@ -159,6 +174,9 @@ class _Fsspec:
 
     def root_exists(self) -> bool:
         return bool(self.fs.exists(self.root) or self.fs.exists(self._p("sha256")))
+
+    def any_object(self) -> bool:
+        return bool(self.fs.exists(self._p("sha256")) and self.fs.find(self._p("sha256"), maxdepth=2))
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.isfile(self._p(key)))
@@ -304,23 +322,33 @@ class Store:
     def read_bytes(self, digest: str, *, verify: bool = True) -> bytes:
         return b"".join(self.iter_bytes(digest, verify=verify))
 
-    def verify(self, digest: str) -> str | None:
-        """None when the object is present and intact, else OBJECT_MISSING or HASH_MISMATCH."""
+    def verify(self, digest: str, size: int | None = None) -> str | None:
+        """None when the object is present and intact, else OBJECT_MISSING, SIZE_MISMATCH (when ``size`` is given
+        and differs: no byte is read) or HASH_MISMATCH."""
         try:
+            if size is not None and self.exists(digest) and self.size(digest) != size:
+                return "SIZE_MISMATCH"
             for _ in self.iter_bytes(digest, verify=True):
                 pass
         except StoreError as exc:
             return exc.code
         return None
 
-    def verify_all(self, digests: Iterable[str], jobs: int | None = None) -> dict[str, str | None]:
-        """``verify`` for many objects at once, on ``jobs`` threads (default: every core): hashlib releases the GIL
-        on large buffers, so the threads hash in parallel, each holding one buffer."""
+    def verify_all(self, objects: Mapping[str, int | None], jobs: int | None = None) -> dict[str, str | None]:
+        """``verify`` every object (digest -> expected size or None), streamed, on all cores: hashlib releases the
+        GIL on large buffers, so threads hash in parallel. Returns each digest's verdict."""
         from concurrent.futures import ThreadPoolExecutor
 
-        unique = sorted(set(digests))
+        digests = sorted(objects)
+        if not digests:
+            return {}
         with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-            return dict(zip(unique, pool.map(self.verify, unique), strict=True))
+            verdicts = pool.map(lambda d: self.verify(d, objects[d]), digests)
+            return dict(zip(digests, verdicts, strict=True))
+
+    def is_empty(self) -> bool:
+        """Whether the store holds no object at all (a store that does not exist yet holds none)."""
+        return not self._b.root_exists() or not self._b.any_object()
 
     def copy_to(self, other: Store, digests: Iterable[str]) -> tuple[int, int]:
         """Copy objects that ``other`` lacks, verifying each as it streams. Returns (copied, already there)."""
@@ -332,3 +360,29 @@ class Store:
             other.put_stream(self.iter_bytes(digest, verify=True), expected=digest)
             copied += 1
         return copied, present
+
+
+def pull_hint(store: Store, shared: str | None) -> str:
+    """What to run when objects are missing from ``store``: pull them from the team's shared store (``shared``, the
+    one kfm.yaml names), or, when the shared store is the one in force, push them from where they were made."""
+    empty = store.is_empty()
+    if shared is not None and shared.rstrip("/") == store.url.rstrip("/"):
+        return (f"the team's store {shared} lacks them: push them from the machine that made them (`kfm store push "
+                f"--to {shared}`)")
+    if shared is not None:
+        lead = "this store holds nothing yet: " if empty else ""
+        return f"{lead}`kfm store pull --from {shared}` copies them from the team's store (kfm.yaml's store.shared)"
+    lead = "this store holds nothing yet (a fresh clone?): " if empty else ""
+    return (f"{lead}copy them from your team's store with `kfm store pull --from <its URL>`, and name it in kfm.yaml "
+            "(store: {shared: <URL>}) so that kfm can say where it is")
+
+
+def missing_finding(store: Store, shared: str | None, missing: Sequence[tuple[str, str, str]], named_by: str
+                    ) -> Finding:
+    """One finding for all the objects missing from ``store`` (``missing``: where each is named, its name and its
+    digest): how many, the first of them, and what to run."""
+    shown, name, digest = missing[0]
+    count, files = len({d for _, _, d in missing}), len({s for s, _, _ in missing})
+    return Finding("OBJECT_MISSING", f"{count} object(s) named by {files} {named_by}{'s' if files != 1 else ''} are "
+                   f"not in the store {store.url} (the first: {name} {digest})", Location(shown),
+                   hint=pull_hint(store, shared))

@@ -112,3 +112,56 @@ def governed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     init(root, repository_files())
     monkeypatch.chdir(root)
     return root
+
+
+# --- the example's story, step by step (helpers for the tests that walk it) -----------------------------------------
+
+SLUG = "ks_storm_reports"
+
+
+def version_of(root: Path, plan: str | None = None) -> str:
+    """The expected_dataset_version_id a plan names (the example's first plan by default)."""
+    from kfm_gitops.example import FIRST_PLAN
+
+    text = (root / (plan or FIRST_PLAN)).read_text()
+    line = next(ln for ln in text.splitlines() if "expected_dataset_version_id" in ln)
+    return line.split('"')[1]
+
+
+def commit_all(root: Path, message: str) -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message)
+
+
+def gap_plan(root: Path, prior: str) -> str:
+    """A plan for March 2023 alone on ``prior``, written next to the example's first plan; its path."""
+    from kfm_gitops.example import FIRST_PLAN
+
+    text = (root / FIRST_PLAN).read_text()
+    text = text.replace('start: "2023-01-01T00:00:00Z"', 'start: "2023-03-01T00:00:00Z"')
+    text = text.replace('end: "2023-07-01T00:00:00Z"', 'end: "2023-04-01T00:00:00Z"')
+    text = text.replace('prior_dataset_version_id: ""', f'prior_dataset_version_id: "{prior}"')
+    text = text.replace("max_parallelism: 2", "max_parallelism: 1")
+    text = re.sub(r'expected_dataset_version_id: "[^"]*"', 'expected_dataset_version_id: "<to-be-computed>"', text)
+    rel = f"plans/{SLUG}/backfill-20230801-a1b2c3.yml"
+    (root / rel).write_text(text)
+    return rel
+
+
+def two_versions(root: Path, kfm: Runner) -> tuple[str, str, str]:
+    """The example's first release, then the gap filled after March is redelivered, each committed: (the first
+    version, the second, the gap plan)."""
+    import shutil
+
+    from kfm_gitops.example import FIRST_PLAN, REDELIVERY, UPSTREAM
+
+    assert kfm("backfill", "run", FIRST_PLAN, "--yes").code == 0
+    v1 = version_of(root)
+    commit_all(root, "first release")
+    shutil.copytree(root / REDELIVERY / "2023-03", root / UPSTREAM / "2023-03")
+    rel = gap_plan(root, v1)
+    commit_all(root, "redelivery and gap plan")
+    r = kfm("backfill", "run", rel, "--yes")
+    assert r.code == 0, r.out + r.err
+    commit_all(root, "gap filled")
+    return v1, version_of(root, rel), rel

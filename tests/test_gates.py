@@ -149,7 +149,7 @@ def test_a_terms_snapshot_replaced_in_the_store_fails_gate_b(repo: Path) -> None
     results = gate(repo, GAP_FILLED)
     assert failed(results) == ["B"]
     f = one(results["B"], "HASH_MISMATCH")
-    assert f.message == f"the terms snapshot {terms} does not hash to its name in the store"
+    assert f.message == f"the terms snapshot {terms} does not hash to its name in the store {store_of(repo).url}"
     assert f.location is not None and f.location.path.startswith(f"data/raw/{SLUG}/2023-03.")
     assert f.hint is not None and "kfm store pull" in f.hint
 
@@ -163,7 +163,9 @@ def test_a_terms_snapshot_missing_from_the_store_fails_gate_b_and_the_catalog_li
     # The PROV record names the snapshot as an entity the run used: gate D finds its link dangling too.
     assert failed(results) == ["B", "D"]
     f = one(results["B"], "OBJECT_MISSING")
-    assert f.message == f"the terms snapshot {terms} is not in the store"
+    assert f.message == (f"1 object(s) named by 1 acquisition manifest are not in the store {store_of(repo).url} "
+                         f"(the first: the terms snapshot {terms})")
+    assert f.hint is not None and "kfm store pull" in f.hint
     assert {x.code for x in results["D"].findings} == {"LINK_UNRESOLVED"}
 
 
@@ -322,9 +324,12 @@ def release(root: Path, version: str, published_now: str, data: bytes = b"", rea
 
 @pytest.fixture
 def stewarded(repo: Path) -> Path:
-    """The example with steward-kim holding the steward role (kfm init leaves the roles empty)."""
+    """The example with steward-kim and release-lee holding the steward role."""
+    import re
+
     kfm_yaml = repo / "kfm.yaml"
-    kfm_yaml.write_text(kfm_yaml.read_text().replace("steward: []", "steward: [steward-kim, release-lee]"))
+    text = re.sub(r"(?m)^  steward: \[.*\]$", "  steward: [steward-kim, release-lee]", kfm_yaml.read_text())
+    kfm_yaml.write_text(text)
     return repo
 
 

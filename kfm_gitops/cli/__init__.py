@@ -59,12 +59,15 @@ def _register() -> None:
         release,
         report,
         repository,
+        verify,
+        versions,
     )
 
     for command in (plan.plan, dataset.dataset, raw.acquire_cmd, raw.raw, raw.store_group, backfill.process_cmd,
                     backfill.backfill, policy.policy, repository.init_cmd, repository.quickstart_cmd,
                     catalog.catalog, release.release, release.rollback_cmd, release.status_cmd,
-                    release.history_cmd, release.ledger_group, report.report_cmd, gate.gate, evidence.evidence,
+                    release.history_cmd, release.ledger_group, report.report_cmd, versions.versions_cmd,
+                    versions.show_cmd, versions.export_cmd, verify.verify_cmd, gate.gate, evidence.evidence,
                     manifest.manifest):
         cli.add_command(command)
 
@@ -100,6 +103,8 @@ def _failed(exc: KfmError, fmt: str) -> int:
         click.echo(f"kfm: {exc.message}", err=True)
         for f in exc.findings:
             click.echo(f"  {f.text()}", err=True)
+        if exc.hint:
+            click.echo(f"  hint: {exc.hint}", err=True)
         findings = list(exc.findings)
     else:
         click.echo(f"kfm: {exc.diagnostics()}", err=True)

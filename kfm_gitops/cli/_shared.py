@@ -81,6 +81,25 @@ def store_for(cfg: Config, override: str | None) -> Store:
     return Store(store_url(cfg, override))
 
 
+def dataset_slugs(cfg: Config, slugs: tuple[str, ...]) -> list[str]:
+    """The datasets a command works on: those named (each must exist), else every dataset of the repository."""
+    from kfm_gitops.dataset import list_slugs
+
+    known = list_slugs(cfg.root)
+    unknown = [s for s in slugs if s not in known]
+    if unknown:
+        raise KfmError(f"no dataset {', '.join(unknown)} in {cfg.root}/datasets",
+                       hint=f"datasets here: {', '.join(known) or 'none'}")
+    return list(slugs) or known
+
+
+def objects_detail(store: Store, named: int, missing: int) -> str:
+    """A verifying command's closing line's tail: how many objects were re-hashed, how many are missing, where."""
+    if missing:
+        return f" ({named} object(s) named: {named - missing} re-hashed, {missing} missing from {store.url})"
+    return f" ({named} object(s) re-hashed in {store.url})"
+
+
 def version_folder(arg: str) -> Path:
     """A VERSION_DIR argument: a folder holding a promotion manifest, else refused (exit 1)."""
     from kfm_gitops.versions import MANIFEST_FILE, is_version_dir

@@ -60,6 +60,8 @@ def _print_dry_run(items: list[dict[str, Any]]) -> None:
     click.echo(f"dry run: {len(items)} chunk(s); nothing is written")
     for item in items:
         reuse = f"reuse {item['reuse']}" if item["reuse"] else "run"
+        if item["upstream_changed"]:
+            reuse += f" (upstream changed since: acquisition {item['upstream_changed']} supersedes the one it used)"
         click.echo(f"  {item['chunk']:<12} [{item['start']}, {item['end']})  partitions {', '.join(item['partitions'])}"
                    f"  -> {reuse}")
         for src in item["sources"][:3]:
@@ -75,7 +77,7 @@ def _report_backfill(result: Any, fmt: str) -> int:
     report = Report([c.key for c in result.chunks], findings)
     if fmt == "json":
         click.echo(json.dumps({"ok": result.ok, "version": result.version, "version_folder": result.version_folder,
-                               "notes": result.notes, "chunks": [
+                               "notes": result.notes, "next": result.next_step, "summary": result.tally(), "chunks": [
                                    {"chunk": c.key, "state": c.state, "run": c.run_folder,
                                     "partitions": c.partitions, "rows": list(c.rows)} for c in result.chunks],
                                "findings": [f.as_dict() for f in findings]}, indent=2))
@@ -87,10 +89,27 @@ def _report_backfill(result: Any, fmt: str) -> int:
     if result.version_folder:
         click.echo(f"version {result.version}: {result.version_folder}/ (the plan's expected_dataset_version_id is "
                    "set)")
-        click.echo("next: commit the plan and its evidence (data/raw/, releases/) in the plan PR")
+        if not result.next_step:
+            click.echo("next: commit the plan and its evidence (data/raw/, releases/) in the plan PR")
     elif result.version:
         click.echo(f"version {result.version} (unchanged)")
+    if result.next_step:
+        click.echo(f"next: {result.next_step}")
+    _print_summary(result.tally())
     return EXIT_OK if result.ok and report.ok else EXIT_FINDINGS
+
+
+def _print_summary(tally: dict[str, Any]) -> None:
+    """The run's last lines: its chunks by state, its rows, its version and how long it took."""
+    chunks = tally["chunks"]
+    states = ", ".join(f"{chunks[s]} {s}" for s in ("done", "empty", "reused", "failed"))
+    states += "".join(f", {chunks[s]} {s}" for s in ("quarantined", "pending") if chunks[s])
+    rows = tally["rows"]
+    reasons = ", ".join(f"{n} {reason}" for reason, n in tally["quarantine"].items())
+    click.echo(f"summary: {sum(chunks.values())} chunk(s): {states}; version {tally['version'] or 'none'}; "
+               f"{tally['elapsed_s']} s")
+    click.echo(f"         rows: {rows['in']:,} in, {rows['out']:,} out, {rows['quarantined']:,} quarantined"
+               + (f" ({reasons})" if reasons else ""))
 
 
 class _LiveTable:
@@ -174,6 +193,8 @@ def backfill_run(plan_file: str, dry_run: bool, yes: bool, chunks: tuple[str, ..
     p = load_plan(path, cfg)
     selected = select_chunks(p, list(chunks)) if chunks else p.chunks()  # an unknown key stops here
     store = store_for(cfg, store_url)
+    if not dry_run:
+        bf.check_inputs(cfg, p)  # uncommitted inputs are refused before anything is said
     if dry_run and fmt == "json":
         click.echo(json.dumps({"plan": display_path(path), "chunks": bf.dry_run(cfg, p, store)}, indent=2))
         return EXIT_OK

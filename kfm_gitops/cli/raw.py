@@ -10,8 +10,10 @@ import click
 
 from kfm_gitops.cli._output import Summary
 from kfm_gitops.cli._shared import (
+    dataset_slugs,
     emit,
     format_option,
+    objects_detail,
     require_config,
     store_for,
     store_option,
@@ -43,7 +45,7 @@ def acquire_cmd(plan_file: str, chunks: tuple[str, ...], store_url: str | None, 
         click.echo(json.dumps({"ok": report.ok, "plan": display_path(path), "store": store.url, "chunks": [
             {"key": o.key, "acquisition_id": o.acquisition_id, "manifest": o.manifest, "reused": o.reused,
              "objects": o.objects, "bytes": o.bytes, "run": o.run_folder, "receipt_digest": o.receipt_digest,
-             "findings": [f.as_dict() for f in o.findings]} for o in outcomes]}, indent=2))
+             "notes": o.notes, "findings": [f.as_dict() for f in o.findings]} for o in outcomes]}, indent=2))
         return EXIT_OK if report.ok else EXIT_FINDINGS
     if fmt == "text":
         click.echo(f"acquiring {len(outcomes)} chunk(s) of {p.slug} into {store.url}")
@@ -52,6 +54,8 @@ def acquire_cmd(plan_file: str, chunks: tuple[str, ...], store_url: str | None, 
             detail = f"{o.objects} object(s), {o.bytes:,} bytes -> {o.manifest}" if o.manifest else "no manifest"
             click.echo(f"  {o.key:<12} {state:<7} {detail}")
             click.echo(f"  {'':<12} receipt {o.run_folder}/receipt.json")
+        for note in (n for o in outcomes for n in o.notes):
+            click.echo(f"note: {note}")
     return emit(report, fmt, Summary("chunk", "acquired"))
 
 
@@ -68,21 +72,13 @@ def raw() -> None:
 def raw_verify(slugs: tuple[str, ...], jobs: int | None, store_url: str | None, fmt: str) -> int:
     """Re-hash every object the acquisition manifests name; name each missing or corrupt one."""
     from kfm_gitops.acquire import verify_raw
-    from kfm_gitops.dataset import list_slugs
     from kfm_gitops.findings import Report
 
     cfg = require_config()
-    known = list_slugs(cfg.root)
-    unknown = [s for s in slugs if s not in known]
-    if unknown:
-        raise KfmError(f"no dataset {', '.join(unknown)} in {cfg.root}/datasets",
-                       hint=f"datasets here: {', '.join(known) or 'none'}")
     store = store_for(cfg, store_url)
-    checked, findings, n, missing = verify_raw(cfg, store, list(slugs) or known, jobs)
-    report = Report(checked, findings)
-    detail = (f" ({n} object(s) named: {n - missing} re-hashed, {missing} missing from {store.url})" if missing
-              else f" ({n} object(s) re-hashed in {store.url})")
-    return emit(report, fmt, Summary("acquisition manifest", detail=detail))
+    checked, findings, n, missing = verify_raw(cfg, store, dataset_slugs(cfg, slugs), jobs)
+    return emit(Report(checked, findings), fmt, Summary("acquisition manifest",
+                                                        detail=objects_detail(store, n, missing)))
 
 
 @click.group("store", short_help="Move objects between object stores")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from kfm_gitops.findings import Finding
 from kfm_gitops.gates.model import GateResult, verdict
-from kfm_gitops.gates.target import Target, store_problem
+from kfm_gitops.gates.target import Target, rehash, store_problem
 from kfm_gitops.identity import IdentityError, PartitionContent, check_digest, check_slug, dataset_version_id
 from kfm_gitops.versions import MANIFEST_FILE
 
@@ -94,21 +94,17 @@ def _objects(target: Target, evaluated: list[str], findings: list[Finding]) -> N
     if store is None or unreachable is not None:
         findings.extend([unreachable] if unreachable else [])
         return
-    named: dict[str, list[str]] = {}
+    named: dict[str, list[tuple[str, str]]] = {}
     for p in version.partitions:
-        named.setdefault(p.processed, []).append(f"partition {p.key}: PROCESSED")
+        named.setdefault(p.processed, []).append((where.path, f"partition {p.key}: PROCESSED"))
         for r in p.raw:
-            named.setdefault(r, []).append(f"partition {p.key}: RAW object")
-    verdicts = store.verify_all(d for d in named if _well_formed(d))
-    for digest, code in verdicts.items():
-        if code is None:
-            continue
-        state = "is not in the store" if code == "OBJECT_MISSING" else "does not hash to its name in the store"
-        for what in named[digest]:
-            findings.append(Finding(code, f"{what} {digest} {state} {store.url}", where, hint=RESTORE_OBJECT))
+            named.setdefault(r, []).append((where.path, f"partition {p.key}: RAW object"))
+    count, problems = rehash(target, {d: w for d, w in named.items() if _well_formed(d)}, "promotion manifest",
+                             RESTORE_OBJECT)
+    findings += problems
     carried = sum(1 for k in version.partition_keys if k in target.carried)
     evaluated.append(f"{len(version.partitions) - carried} new and {carried} carried partition(s): "
-                     f"{len(verdicts)} object(s) re-hashed in {store.url}")
+                     f"{count} object(s) re-hashed in {store.url}")
 
 
 def _well_formed(digest: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from kfm_gitops.findings import Finding, Location
 from kfm_gitops.gates.model import GateResult, verdict
-from kfm_gitops.gates.target import RESTORE, Run, Target, missing_input, read_json, store_problem
+from kfm_gitops.gates.target import RESTORE, Run, Target, missing_input, read_json, rehash, store_problem
 from kfm_gitops.identity import is_digest, sha256_digest
 
 GATE = "B"
@@ -82,14 +82,12 @@ def _terms(target: Target, acquisitions: Mapping[str, Mapping[str, Any]], evalua
     unreachable = store_problem(GATE, "the terms snapshots", store, None)
     if snapshots and (store is None or unreachable is not None):
         return [*findings, *([unreachable] if unreachable else [])]
-    verdicts = store.verify_all(snapshots) if store is not None and snapshots else {}
-    for digest, code in verdicts.items():
-        state = "is not in the store" if code == "OBJECT_MISSING" else "does not hash to its name in the store"
-        findings += [Finding(code, f"the terms snapshot {digest} {state}", Location(rel),
-                             hint="copy it from the shared store (`kfm store pull`), or acquire the chunk again: "
-                             "the terms are the evidence that the data may be published")
-                     for rel in snapshots[digest] if code is not None]
-    if verdicts and store is not None:
-        evaluated.append(f"{len(acquisitions)} acquisition(s) of the new partitions: {len(verdicts)} terms "
+    count, problems = rehash(target, {d: [(rel, "the terms snapshot") for rel in rels] for d, rels in
+                                      snapshots.items()}, "acquisition manifest",
+                             "copy it from the shared store (`kfm store pull`), or acquire the chunk again: the terms "
+                             "are the evidence that the data may be published")
+    findings += problems
+    if count and store is not None:
+        evaluated.append(f"{len(acquisitions)} acquisition(s) of the new partitions: {count} terms "
                          f"snapshot(s) re-hashed in {store.url}")
     return findings

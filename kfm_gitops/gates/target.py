@@ -10,7 +10,7 @@ questions (was a run's commit committed, what did the contract say then) go to t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,3 +254,20 @@ def store_problem(gate: str, what: str, store: Store | None, where: Location | N
     why = "no store was given" if store is None else f"there is no store at {store.url}"
     return Finding("STORE_UNREACHABLE", f"gate {gate} re-hashes {what} in the store, and {why}", where,
                    hint="set KFM_STORE (or --store) to the shared store, which the gates read")
+
+
+def rehash(target: Target, named: Mapping[str, Sequence[tuple[str, str]]], named_by: str, hint: str
+           ) -> tuple[int, list[Finding]]:
+    """Re-hash objects in the store on every core (``named``: digest -> where each is named and what it is there);
+    how many were re-hashed, the missing ones as one finding with what to pull, a corrupt one as a finding each."""
+    from kfm_gitops.store import missing_finding
+
+    store = target.store
+    assert store is not None
+    verdicts = store.verify_all(dict.fromkeys(named))
+    missing = [(where, what, d) for d, code in verdicts.items() if code == "OBJECT_MISSING" for where, what in named[d]]
+    findings = [missing_finding(store, target.config.shared_store, missing, named_by)] if missing else []
+    findings += [Finding(code, f"{what} {d} does not hash to its name in the store {store.url}", Location(where),
+                         hint=hint)
+                 for d, code in verdicts.items() if code not in (None, "OBJECT_MISSING") for where, what in named[d]]
+    return len(verdicts), findings
