@@ -27,10 +27,8 @@ from kfm_gitops.findings import Finding, Location
 from kfm_gitops.receipts import RECEIPT_FILE
 
 if TYPE_CHECKING:
-    from kfm_gitops.store import Store
-
-if TYPE_CHECKING:
     from kfm_gitops import _git
+    from kfm_gitops.store import Store
 
 MANIFEST_FILE = "promotion-manifest.json"
 CHECKSUMS_FILE = "checksums.json"

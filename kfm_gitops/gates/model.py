@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from kfm_gitops.approvals import Approval
-from kfm_gitops.errors import KfmError
+from kfm_gitops.errors import FindingsError, KfmError
 from kfm_gitops.findings import Finding
 
 # The gates of DESIGN.md, in order; each is its own required check (a workflow job named gate-<id>-<name>).
@@ -70,8 +70,6 @@ def verdict(gate: str, evaluated: Sequence[str], findings: Sequence[Finding]) ->
 
 def crashed(gate: str, exc: BaseException) -> GateResult:
     """A gate that could not run: failed, naming the exception (fail closed)."""
-    from kfm_gitops.errors import FindingsError
-
     what = exc.message if isinstance(exc, KfmError) else f"{type(exc).__name__}: {exc}"
     hint = exc.hint if isinstance(exc, KfmError) else "re-run with --debug for the traceback, and report it"
     said = tuple(exc.findings) if isinstance(exc, FindingsError) else ()
