@@ -8,7 +8,8 @@ hook) never needs it. Its types are imported for the type checker only; other mo
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -16,6 +17,7 @@ from kfm_gitops.errors import ConflictError, KfmError
 
 if TYPE_CHECKING:
     from pygit2 import Commit as Commit
+    from pygit2 import Diff as Diff
     from pygit2 import Oid as Oid
     from pygit2 import Repository as Repository
     from pygit2 import Signature as Signature
@@ -118,14 +120,18 @@ def current_branch(repo: Repository) -> str | None:
 
 
 def read_blob(repo: Repository, commit_id: Rev, path: str) -> bytes | None:
-    import pygit2
-
     commit = repo[commit_id]
     try:
         entry = commit.tree[path]
     except KeyError:
         return None
-    obj = repo[entry.id]
+    return _blob_bytes(repo, entry.id)
+
+
+def _blob_bytes(repo: Repository, oid: Oid) -> bytes | None:
+    import pygit2
+
+    obj = repo[oid]
     return bytes(obj.data) if isinstance(obj, pygit2.Blob) else None
 
 
@@ -449,6 +455,81 @@ def clear_stale_locks(repo: Repository) -> list[str]:
         except OSError:
             continue
     return removed
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A path two trees disagree on: ``A`` added, ``M`` modified, ``D`` deleted, ``T`` type changed (no rename
+    detection: a move is a deletion and an addition)."""
+
+    path: str
+    status: str
+
+
+def _changes(diff: Diff) -> list[Change]:
+    out = [Change(d.old_file.path if d.status_char() == "D" else d.new_file.path, d.status_char())
+           for d in diff.deltas]
+    return sorted(out, key=lambda c: (c.path, c.status))
+
+
+def diff_paths(repo: Repository, old: Rev, new: Rev) -> list[Change]:
+    """What changed between two commits: their trees are compared, never the history between them, and subtrees
+    with the same id are skipped, so the cost follows the size of the change."""
+    return _changes(_commit(repo, old).tree.diff_to_tree(_commit(repo, new).tree))
+
+
+def staged_changes(repo: Repository) -> list[Change]:
+    """What the index (what `git commit` would record) changes against HEAD (all of it on an unborn branch)."""
+    repo.index.read()
+    if repo.head_is_unborn:
+        return [Change(entry.path, "A") for entry in repo.index]
+    return _changes(repo.diff("HEAD", cached=True))
+
+
+def staged_blob(repo: Repository, path: str) -> bytes | None:
+    """A file as the index holds it (what `git commit` would record), or None when it is not staged."""
+    try:
+        entry = repo.index[path]
+    except KeyError:
+        return None
+    return _blob_bytes(repo, entry.id)
+
+
+def is_folder(repo: Repository, commit_id: Rev, path: str) -> bool:
+    """Whether ``path`` is a folder at a commit."""
+    import pygit2
+
+    try:
+        entry = _commit(repo, commit_id).tree[path]
+    except KeyError:
+        return False
+    return isinstance(repo[entry.id], pygit2.Tree)
+
+
+def export(repo: Repository, commit_id: Rev, folder: str, dest: Path,
+           keep: Callable[[str], bool] = lambda path: True) -> int:
+    """Write the files under ``folder`` at a commit below ``dest`` (at their repository paths), skipping the
+    subtrees and files whose path ``keep`` refuses; how many files were written."""
+    import pygit2
+
+    tree = _commit(repo, commit_id).tree
+    try:
+        top = repo[tree[folder].id] if folder else tree
+    except KeyError:
+        return 0
+    written = 0
+    stack: list[tuple[str, object]] = [(folder, top)]
+    while stack:
+        path, obj = stack.pop()
+        if isinstance(obj, pygit2.Blob):
+            target = dest / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(bytes(obj.data))
+            written += 1
+        elif isinstance(obj, pygit2.Tree):
+            stack.extend((f"{path}/{e.name}" if path else str(e.name), repo[e.id]) for e in obj
+                         if keep(f"{path}/{e.name}" if path else str(e.name)))
+    return written
 
 
 def push_atomic(root: Path, remote: str, updates: Sequence[tuple[str, str, str]]) -> None:

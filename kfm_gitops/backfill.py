@@ -171,16 +171,10 @@ def _run_document(folder: Path, name: str) -> dict[str, Any] | None:
 def processing_input(config: Config, plan: Plan, contract: Contract, terms: dict[str, Any] | None
                      ) -> dict[str, Any]:
     """What the processing policy decides on: the label, its vocabulary, the obligations, licence and rights."""
-    from kfm_gitops.policy import normalized
+    from kfm_gitops.policy import decision_input
 
-    lic = contract.dataset.data.get("license") or None
-    return {
-        "label": plan.label,
-        "vocabulary": {"labels": list(config.vocab.policy_labels)},
-        "obligations": sorted({normalized(o)["type"] for o in plan.obligations}),
-        "license": {k: v for k, v in lic.items() if k in ("spdx", "url")} if lic else None,
-        "terms": {"digest": terms["digest"]} if terms else None,
-    }
+    return decision_input(config.vocab.policy_labels, plan.label, plan.obligations,
+                          contract.dataset.data.get("license") or None, terms["digest"] if terms else None)
 
 
 def decide_processing(config: Config, plan: Plan, contract: Contract, terms: dict[str, Any] | None) -> Decision:

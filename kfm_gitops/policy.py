@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -222,6 +223,19 @@ def _verdict(answer: dict[str, Any]) -> tuple[bool, tuple[str, ...], str]:
         return False, ("POLICY_ERROR",), f"deny is not a set of codes: {deny!r:.200}"
     allow = answer.get("allow") is True and not deny
     return allow, tuple(sorted(deny)), ""
+
+
+def decision_input(labels: Sequence[str], label: str, obligations: Sequence[Mapping[str, Any]],
+                   licence: Mapping[str, Any] | None, terms_digest: str | None) -> dict[str, Any]:
+    """What the policies decide on at both points: the label and its vocabulary, the obligations' types, the
+    licence and the terms snapshot (promotion adds approvals and the embargo)."""
+    return {
+        "label": label,
+        "vocabulary": {"labels": list(labels)},
+        "obligations": sorted({normalized(dict(o))["type"] for o in obligations}),
+        "license": {k: v for k, v in licence.items() if k in ("spdx", "url")} if licence else None,
+        "terms": {"digest": terms_digest} if terms_digest else None,
+    }
 
 
 def decide(root: Path, point: str, data: dict[str, Any], bundle: Bundle | None = None

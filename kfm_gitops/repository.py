@@ -68,6 +68,18 @@ repos:
         entry: kfm dataset validate
         language: unsupported
         files: ^datasets/[^/]+/(dataset|pipeline)\\.yaml$
+      - id: kfm-evidence-append-only
+        name: kfm evidence check-append-only
+        entry: kfm evidence check-append-only
+        language: unsupported
+        files: ^(data/raw|releases|plans)/
+        always_run: true
+        pass_filenames: false
+      - id: kfm-manifest-validate
+        name: kfm manifest validate
+        entry: kfm manifest validate
+        language: unsupported
+        files: ^(releases/.+/(promotion-manifest|receipt)|data/raw/[^/]+/[^/]+)\\.json$
 """
 
 KEEP = b""

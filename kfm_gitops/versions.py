@@ -27,6 +27,7 @@ from kfm_gitops.findings import Finding, Location
 from kfm_gitops.receipts import RECEIPT_FILE
 
 if TYPE_CHECKING:
+    from kfm_gitops import _git
     from kfm_gitops.store import Store
 
 MANIFEST_FILE = "promotion-manifest.json"
@@ -269,12 +270,21 @@ def leaf_versions(config: Config, slug: str) -> list[str]:
     return sorted(set(bases) - set(bases.values()))
 
 
+def release_head(config: Config, repo: _git.Repository) -> _git.Oid | None:
+    """The release branch's commit: the local branch, else origin's (a CI checkout of a pull request has only the
+    remote-tracking one)."""
+    from kfm_gitops import _git
+
+    return (_git.branch_head(repo, config.release_branch)
+            or _git.remote_branch_head(repo, "origin", config.release_branch))
+
+
 def published_version(config: Config, slug: str) -> str:
     """The version the release branch's published.yaml names for ``slug``, or FIRST_RELEASE when none does."""
     from kfm_gitops import _git, _yaml
 
     repo = _git.discover(config.root)
-    head = _git.branch_head(repo, config.release_branch) if repo is not None else None
+    head = release_head(config, repo) if repo is not None else None
     if repo is None or head is None:
         return FIRST_RELEASE
     rel = repo_path(config, published_file(config, slug))

@@ -36,17 +36,23 @@ class Result:
     err: str
 
 
-@pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Every test runs with a fixed git identity, no user git config and no inherited kfm settings."""
+def isolate(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """A fixed git identity, no user git config (HOME is ``home``) and no inherited kfm settings; also for fixtures
+    wider than one test (a module's shared repository, with ``pytest.MonkeyPatch.context()``)."""
     for k, v in GIT_ENV.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     from kfm_gitops.receipts import CONTAINER_ENV, ENV_ALLOWLIST
 
     for name in ("KFM_STORE", "KFM_DEBUG", "KFM_ACTOR", CONTAINER_ENV, *ENV_ALLOWLIST):
         monkeypatch.delenv(name, raising=False)  # CI sets some of them; tests set what they need
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Every test runs with a fixed git identity, no user git config and no inherited kfm settings."""
+    isolate(monkeypatch, tmp_path / "home")
     (tmp_path / "home").mkdir(exist_ok=True)
     # libgit2 reads the global and system git config from where HOME was when it loaded: point it at the test's.
     import pygit2

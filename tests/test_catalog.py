@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import GIT_ENV
+from conftest import isolate
 from kfm_gitops.catalog import (
     COLLECTION_FILE,
     DCAT_FILE,
@@ -64,16 +64,9 @@ def quickstart(root: Path) -> None:
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The quickstart's repository with its catalogs: shared by the tests of this module, which only read it."""
-    from kfm_gitops.receipts import CONTAINER_ENV, ENV_ALLOWLIST
-
     base = tmp_path_factory.mktemp("catalog")
     with pytest.MonkeyPatch.context() as mp:
-        for k, v in GIT_ENV.items():
-            mp.setenv(k, v)
-        mp.setenv("HOME", str(base))
-        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        for name in ("KFM_STORE", "KFM_DEBUG", "KFM_ACTOR", CONTAINER_ENV, *ENV_ALLOWLIST):
-            mp.delenv(name, raising=False)
+        isolate(mp, base)
         quickstart(base / "qs")
         yield base / "qs"
 

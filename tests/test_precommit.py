@@ -60,4 +60,5 @@ def test_hooks_file_and_configs_agree() -> None:
         local = {h["id"]: (h["entry"], h["files"]) for h in cfg.data["repos"][0]["hooks"] if h["id"].startswith("kfm")}
         assert local == exported
         assert all(h["language"] == "unsupported" for h in cfg.data["repos"][0]["hooks"])
-    assert set(exported) == {"kfm-plan-validate", "kfm-dataset-validate"}
+    assert set(exported) == {"kfm-plan-validate", "kfm-dataset-validate", "kfm-evidence-append-only",
+                             "kfm-manifest-validate"}

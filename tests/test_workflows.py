@@ -12,9 +12,11 @@ import pytest
 import yaml
 
 from conftest import PROJECT, venv_bin
+from kfm_gitops.gates import GATES as REGISTRY
 from kfm_gitops.repository import SCAFFOLD, SHARED, WORKFLOWS, workflow_files
 
-GATES = {"A": "identity", "B": "licensing", "C": "policy", "D": "catalog", "E": "qa", "F": "receipts", "G": "manifest"}
+# The gate registry: each gate is the module named for what it guards, and a job of gates.yml.
+GATES = {g: module.__name__.rsplit(".", 1)[1] for g, module in REGISTRY.items()}
 HERE = PROJECT / ".github" / "workflows"
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
 

@@ -50,6 +50,9 @@ def _register() -> None:
         backfill,
         catalog,
         dataset,
+        evidence,
+        gate,
+        manifest,
         plan,
         policy,
         raw,
@@ -64,7 +67,8 @@ def _register() -> None:
                     backfill.backfill, policy.policy, repository.init_cmd, repository.quickstart_cmd,
                     catalog.catalog, release.release, release.rollback_cmd, release.status_cmd,
                     release.history_cmd, release.ledger_group, report.report_cmd, versions.versions_cmd,
-                    versions.show_cmd, versions.export_cmd, verify.verify_cmd):
+                    versions.show_cmd, versions.export_cmd, verify.verify_cmd, gate.gate, evidence.evidence,
+                    manifest.manifest):
         cli.add_command(command)
 
     def add_debug(command: click.Command) -> None:

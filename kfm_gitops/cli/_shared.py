@@ -98,3 +98,14 @@ def objects_detail(store: Store, named: int, missing: int) -> str:
     if missing:
         return f" ({named} object(s) named: {named - missing} re-hashed, {missing} missing from {store.url})"
     return f" ({named} object(s) re-hashed in {store.url})"
+
+
+def version_folder(arg: str) -> Path:
+    """A VERSION_DIR argument: a folder holding a promotion manifest, else refused (exit 1)."""
+    from kfm_gitops.versions import MANIFEST_FILE, is_version_dir
+
+    folder = Path(arg)
+    if not is_version_dir(folder):
+        raise KfmError(f"{arg} is not a version folder", hint=f"a version folder holds {MANIFEST_FILE}: "
+                       "releases/<slug>/<version>/")
+    return folder

@@ -8,18 +8,8 @@ from pathlib import Path
 import click
 
 from kfm_gitops.cli._output import Summary
-from kfm_gitops.cli._shared import emit, format_option, require_config, store_for, store_option
-from kfm_gitops.errors import EXIT_FINDINGS, EXIT_OK, KfmError
-
-
-def _version_folder(arg: str) -> Path:
-    from kfm_gitops.versions import MANIFEST_FILE, is_version_dir
-
-    folder = Path(arg)
-    if not is_version_dir(folder):
-        raise KfmError(f"{arg} is not a version folder", hint=f"a version folder holds {MANIFEST_FILE}: "
-                       "releases/<slug>/<version>/")
-    return folder
+from kfm_gitops.cli._shared import emit, format_option, require_config, store_for, store_option, version_folder
+from kfm_gitops.errors import EXIT_FINDINGS, EXIT_OK
 
 
 @click.group("catalog", short_help="Build and validate a version's catalogs")
@@ -36,7 +26,7 @@ def catalog_build(version_dir: str, store_url: str | None) -> int:
     from kfm_gitops._fs import display_path
     from kfm_gitops.catalog import build_catalogs, write_catalogs
 
-    folder = _version_folder(version_dir)
+    folder = version_folder(version_dir)
     cfg = require_config(folder)
     files = build_catalogs(cfg.root, folder.resolve(), store_for(cfg, store_url))
     present = {rel for rel in files if (folder / rel).is_file()}
@@ -64,7 +54,7 @@ def catalog_validate(version_dir: str, links_file: str | None, store_url: str | 
     from kfm_gitops.catalog import validate_catalogs
     from kfm_gitops.findings import Report
 
-    folder = _version_folder(version_dir)
+    folder = version_folder(version_dir)
     cfg = require_config(folder)
     check = validate_catalogs(cfg.root, folder.resolve(), store_for(cfg, store_url), vocab=cfg.vocab)
     report = check.link_report()
