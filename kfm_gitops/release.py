@@ -643,3 +643,33 @@ def target_check(config: Config, store: Store) -> Callable[[Pointer], None]:
             raise FindingsError(bad, f"{pointer.version_id} no longer verifies: not rolled back to it")
 
     return check
+
+
+# --- the gates of a release -------------------------------------------------------------------------------------
+
+
+def gate_runner(store: Store) -> GateRunner:
+    """Promote's gates: the seven, on the version as its evidence commit holds it, with what the release adds."""
+    from kfm_gitops.gates import gate_release
+
+    def run(config: Config, ctx: ReleaseContext) -> Sequence[GateResult]:
+        return gate_release(config, ctx, store)
+
+    return run
+
+
+def release_context(config: Config, base: str, head: str, slug: str,
+                    approvals: ApprovalFinder | None = None) -> ReleaseContext:
+    """What a release change (BASE..HEAD moves releases/<slug>/published.yaml) adds to the gates: the pointer at
+    HEAD, what the ledger at BASE says is published, that ledger, and the approvals found."""
+    repo = _repo(config)
+    pointer = pointer_at(config, repo, head, slug)
+    if pointer is None:
+        raise KfmError(f"{head[:12]} has no releases/{slug}/published.yaml: nothing to gate for {slug}",
+                       hint="a release change points published.yaml at a version")
+    data = ledger_at(config, repo, base, slug)
+    newest = ledger.head_of(data, _ledger_shown(config, slug))
+    published_now = str(newest.entry["subject"]["dataset_version_id"]) if newest else FIRST_RELEASE
+    found = tuple((approvals or trailer_approvals)(config, pointer))
+    return ReleaseContext(slug, pointer.version_id, pointer.evidence_commit, pointer.manifest_digest, pointer.reason,
+                          published_now, data, _ledger_shown(config, slug), found)

@@ -222,9 +222,22 @@ def test_quickstart(tmp_path: Path, kfm: Runner) -> None:
     assert any("2023-03: done (120 of 129 rows, 9 quarantined)" in line for line in lines)
     root = tmp_path / "qs"
     assert git(root, "status", "--porcelain") == ""
-    log = git(root, "log", "--format=%s").splitlines()
+    log = git(root, "log", "--first-parent", "--format=%s", "main").splitlines()
     assert log[-1] == "kfm quickstart: governed repository with the example dataset"
-    assert len(log) == 7
+    assert [line.split(":")[0] for line in log[:-1]] == [
+        "Merge plan PR plan/" + log[0].split("plan/")[1].split(":")[0], "Merge plan PR plan/"
+        + log[1].split("plan/")[1].split(":")[0], "Upstream redelivery of 2023-03",
+        "Merge plan PR plan/backfill-20230705-0c1d2e"]
+    assert all("Approved-by: steward steward-kim" in git(root, "log", "-1", "--format=%B", f"main~{i}")
+               for i in (0, 1, 3))
+    # The release story: first release, the gap's version, then a rollback to the first; the ledger verifies.
+    events = [json.loads(ln) for ln in git(root, "show", f"release:releases/{SLUG}/ledger.jsonl").splitlines()]
+    assert [e["event_type"] for e in events] == ["promotion", "promotion", "rollback"]
+    assert events[0]["subject"]["dataset_version_id"] == events[2]["subject"]["dataset_version_id"]
+    assert all(e["gates"] == {g: "passed" for g in "ABCDEFG"} for e in events)
+    assert git(root, "rev-parse", f"published/{SLUG}") == git(root, "rev-parse", "release")
+    assert git(root, "tag", "--list", f"datasets/{SLUG}/*").split() == sorted(
+        f"datasets/{SLUG}/{e['subject']['dataset_version_id']}" for e in events[:2])
     assert kfm("quickstart", str(root)).code == 1  # not on a used folder
     again = tmp_path / "qs2"
     assert kfm("quickstart", str(again)).code == 0

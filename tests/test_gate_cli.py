@@ -192,14 +192,27 @@ def test_changed_rules_re_evaluate_the_published_version(backfilled: Path, kfm: 
     assert "POLICY_LABEL_UNKNOWN: the version is labelled 'public'" in r.out
 
 
-def test_changed_refuses_a_release_change_it_cannot_gate_alone(backfilled: Path, kfm: Runner) -> None:
-    _publish(backfilled, FIRST)
-    git(backfilled, "switch", "-q", "release")
-    r = kfm("gate", "run", "G", "--changed", "release~1..release")
+def test_changed_gates_a_release_pr_with_what_the_release_adds(backfilled: Path, kfm: Runner) -> None:
+    from kfm_gitops.config import Config, load_config
+    from kfm_gitops.release import propose
+
+    merged(backfilled, "after")  # merged without an Approved-by trailer
+    config = load_config(backfilled)
+    assert isinstance(config, Config)
+    prop = propose(config, SLUG, FIRST)
+    git(backfilled, "switch", "-q", prop.branch)
+    r = kfm("gate", "run", "all", "--changed", "release..HEAD")
+    assert r.code == 1, r.out
+    assert verdicts(r.out) == [*GATE_LINES[:2], "C policy .......... Failed", *GATE_LINES[3:]]
+    assert "APPROVALS_MISSING: label 'public' needs 1 approval(s) by steward, found 0" in r.out
+    assert f"release of {SLUG}" in r.out
+
+    # A published.yaml that is not a pointer is refused, located.
+    (backfilled / "releases" / SLUG / "published.yaml").write_text(f'dataset_slug: "{SLUG}"\n')
+    git(backfilled, "commit", "-qam", "a broken pointer")
+    r = kfm("gate", "run", "G", "--changed", "release..HEAD")
     assert r.code == 1
-    assert (f"    releases/{SLUG}/published.yaml: RELEASE_CHANGE: the change moves what release publishes for "
-            f"{SLUG} (releases/{SLUG}/published.yaml): a release change, which these gates cannot check alone (hint: "
-            "release PRs are gated by the release flow (`kfm release propose`, `kfm promote`))") in r.out
+    assert "POINTER_INVALID" in r.err
 
 
 def test_a_change_is_sorted_from_the_two_trees(backfilled: Path) -> None:

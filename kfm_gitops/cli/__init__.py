@@ -65,7 +65,7 @@ def _register() -> None:
 
     for command in (plan.plan, dataset.dataset, raw.acquire_cmd, raw.raw, raw.store_group, backfill.process_cmd,
                     backfill.backfill, policy.policy, repository.init_cmd, repository.quickstart_cmd,
-                    catalog.catalog, release.release, release.rollback_cmd, release.status_cmd,
+                    catalog.catalog, release.release, release.promote_cmd, release.rollback_cmd, release.status_cmd,
                     release.history_cmd, release.ledger_group, report.report_cmd, versions.versions_cmd,
                     versions.show_cmd, versions.export_cmd, verify.verify_cmd, gate.gate, evidence.evidence,
                     manifest.manifest):

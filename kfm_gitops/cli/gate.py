@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from kfm_gitops.cli._shared import format_option, require_config, store_for, store_option, version_folder
 from kfm_gitops.errors import EXIT_FINDINGS, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from kfm_gitops.config import Config
+    from kfm_gitops.gates.model import ReleaseContext
 
 
 @click.group("gate", short_help="Run the fail-closed gates A-G")
@@ -36,7 +42,13 @@ def gate_run(which: str, version_dir: str | None, changed: str | None, store_url
                          "origin/main..HEAD`")
     if changed is not None:
         cfg = require_config()
-        results = gate_changes(cfg, changed, store_for(cfg, store_url), gates)
+        from kfm_gitops.cli.release import approval_finder
+        from kfm_gitops.release import release_context
+
+        def hook(config: Config, base: str, head: str, slug: str) -> ReleaseContext:
+            return release_context(config, base, head, slug, approval_finder)
+
+        results = gate_changes(cfg, changed, store_for(cfg, store_url), gates, release_hook=hook)
         subject = f"the change {changed}"
     else:
         assert version_dir is not None

@@ -79,6 +79,37 @@ def _said_promotion(p: Promotion) -> None:
                f"{_short(p.alias_from)} -> {_short(p.alias_to)}; tag datasets/{p.slug}/{p.version_id}")
 
 
+@click.command("promote", short_help="Move aliases to what release publishes")
+@click.argument("slugs", nargs=-1)
+@click.option("--push", "remote", default=None, metavar="REMOTE",
+              help="then push release, the aliases and their tags in one atomic push with leases")
+@store_option
+@format_choice("text", "json")
+def promote_cmd(slugs: tuple[str, ...], remote: str | None, store_url: str | None, fmt: str) -> int:
+    """Reconcile: for each dataset whose published.yaml on release differs from its alias published/SLUG, gate the
+    version again (fail closed), append a ledger entry on release, move the alias and tag the evidence commit."""
+    from kfm_gitops.receipts import actor
+    from kfm_gitops.release import Actor, gate_runner, promote, push, remote_refs
+
+    cfg = require_config()
+    before = remote_refs(cfg, remote) if remote else {}
+    done = promote(cfg, slugs, gates=gate_runner(store_for(cfg, store_url)), approvals=approval_finder,
+                   actor=Actor(actor(None)["principal"]))
+    pushed = push(cfg, remote, done, before) if remote else []
+    if fmt == "json":
+        click.echo(json.dumps({"ok": True, "pushed": pushed, "promotions": [
+            {"slug": p.slug, "event": p.event, "version": p.version_id, "alias_from": p.alias_from,
+             "alias_to": p.alias_to, "finished": p.finished} for p in done]}, indent=2))
+        return EXIT_OK
+    for p in done:
+        _said_promotion(p)
+    if not done:
+        click.echo("nothing is published yet: propose a version (`kfm release propose SLUG`)")
+    if pushed:
+        click.echo(f"pushed to {remote}: {', '.join(pushed)}")
+    return EXIT_OK
+
+
 @click.command("rollback", short_help="A release branch that rolls a dataset back")
 @click.argument("slug")
 @click.option("--to", "to", default=None, metavar="VERSION", help="default: the version published before")
