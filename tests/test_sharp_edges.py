@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from conftest import Runner
+from conftest import Runner, git
 from kfm_gitops import policy
 from kfm_gitops.example import FIRST_PLAN
 from kfm_gitops.store import Store, key_of
@@ -37,10 +37,24 @@ def test_a_policy_that_denies_nothing_but_never_allows_denies(governed: Path) ->
     (governed / "policies/strict.rego").write_text(
         "package kfm.processing\n\nimport rego.v1\n\ndefault allow := false\n\n"
         'deny contains "NEVER" if false\n\nallow if input.label == "no such label"\n')
-    decision, _ = policy.decide(governed, "processing", processing_input())
-    assert decision.deny == ()  # no deny rule fired ...
-    assert decision.allow is False  # ... and yet nothing allowed it: default deny
+    decision, findings = policy.decide(governed, "processing", processing_input())
+    assert decision.allow is False  # no deny rule fired, and yet nothing allowed it: default deny
+    assert decision.deny == ("POLICY_NOT_ALLOWED",)
     assert decision.as_dict()["outcome"] == "deny"
+    assert findings == []  # the policies decided: a deny, not an error
+
+
+def test_default_deny_names_its_cause_when_a_backfill_is_refused(governed: Path, kfm: Runner) -> None:
+    for p in (governed / "policies").glob("*.rego"):
+        p.unlink()
+    (governed / "policies/strict.rego").write_text(
+        "package kfm.processing\n\nimport rego.v1\n\ndefault allow := false\n\n"
+        'deny contains "NEVER" if false\n\nallow if input.label == "no such label"\n')
+    git(governed, "add", "-A")
+    git(governed, "commit", "-qm", "a stricter policy")
+    r = kfm("backfill", "run", FIRST_PLAN, "--yes")
+    assert r.code == 1
+    assert "ROLLUP_BLOCKED: no version: the processing policy denies this data (POLICY_NOT_ALLOWED)" in r.out
 
 
 def test_the_same_policy_allows_when_its_allow_rule_holds(governed: Path) -> None:
