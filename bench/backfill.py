@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         limit_mib = PEAK_PER_CHUNK_MIB * parallel
         listed = json.loads(must("kfm backfill matrix", [str(KFM), "backfill", "matrix", str(source / PLAN_REL)],
                                  source, env))
-        months = [item["chunk"] for item in listed["include"]]
+        months = [key for item in listed["include"] for key in item["chunks"].split()]
         csv_bytes = len(months) * chunk_mib * MIB
         # The CSVs, their copies in one clone's store, the Parquet outputs of kfm and the reference (well under).
         require_disk(tmp, 3 * csv_bytes)

@@ -222,6 +222,8 @@ def _verdict(answer: dict[str, Any]) -> tuple[bool, tuple[str, ...], str]:
     if not isinstance(deny, list) or not all(isinstance(d, str) for d in deny):
         return False, ("POLICY_ERROR",), f"deny is not a set of codes: {deny!r:.200}"
     allow = answer.get("allow") is True and not deny
+    if not allow and not deny:  # default deny (no rule denied, none allowed): a code, or the refusal names no cause
+        return False, ("POLICY_NOT_ALLOWED",), ""
     return allow, tuple(sorted(deny)), ""
 
 

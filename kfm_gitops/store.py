@@ -63,8 +63,9 @@ class _Local:
         self._clear_stale_temps()
 
     def _clear_stale_temps(self, older_than: float = 3600.0) -> None:
-        """Remove temp files that a killed writer left: none has been written to for an hour (a live writer
-        touches its file with every block)."""
+        """Remove temp files that killed writers left: at once when the name says a process of this host wrote it
+        and that process is gone; otherwise when nothing has written to it for an hour (a live writer touches its
+        file with every block; a store shared by several hosts cannot ask another host about its processes)."""
         import time
 
         folder = self.root / "tmp"
@@ -73,7 +74,8 @@ class _Local:
         limit = time.time() - older_than
         for entry in os.scandir(folder):
             with contextlib.suppress(OSError):
-                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < limit:
+                if entry.is_file(follow_symlinks=False) and (
+                        _writer_is_gone(entry.name) or entry.stat().st_mtime < limit):
                     os.unlink(entry.path)
 
     def _p(self, key: str) -> Path:
@@ -101,7 +103,7 @@ class _Local:
     def open_temp(self) -> tuple[str, IO[bytes]]:
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        name = f"tmp/{secrets.token_hex(8)}"
+        name = f"tmp/{temp_name()}"
         return name, open(self.root / name, "xb")
 
     def finish_temp(self, tmp: str, handle: IO[bytes]) -> None:
@@ -133,6 +135,33 @@ class _Local:
     def remove(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._p(key))
+
+
+def _host() -> str:
+    import socket
+
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in socket.gethostname()) or "localhost"
+
+
+def temp_name() -> str:
+    """A temp object's name: ``<host>_<pid>_<16 hex>``, so that a reader on the same host can tell whether the
+    writer still lives."""
+    return f"{_host()}_{os.getpid()}_{secrets.token_hex(8)}"
+
+
+def _writer_is_gone(name: str) -> bool:
+    """True only when ``name`` proves its writer was a process of this host that no longer exists."""
+    parts = name.split("_")
+    if len(parts) != 3 or parts[0] != _host() or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):  # alive under another user, or no pid of this system: not proven gone
+        return False
+    return False
+
 
 
 def _holds_a_file(folder: str) -> bool:
@@ -189,7 +218,7 @@ class _Fsspec:
         return handle
 
     def open_temp(self) -> tuple[str, IO[bytes]]:
-        name = f"tmp/{secrets.token_hex(8)}"
+        name = f"tmp/{temp_name()}"
         self.fs.makedirs(self._p("tmp"), exist_ok=True)
         handle: IO[bytes] = self.fs.open(self._p(name), "wb")
         return name, handle

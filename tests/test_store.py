@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import stored_digests
+from conftest import PROJECT, stored_digests
 from kfm_gitops.store import Store, StoreError, key_of
 
 
@@ -213,3 +213,47 @@ def test_temp_files_of_killed_writers_are_cleared(tmp_path: Path) -> None:
     os.utime(tmp / "stale", (old, old))
     Store(str(tmp_path / "objects"))
     assert sorted(p.name for p in tmp.iterdir()) == ["live"]
+
+
+def test_a_temp_file_of_a_dead_writer_on_this_host_goes_at_once(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from kfm_gitops.store import temp_name
+
+    host, pid, token = temp_name().split("_")
+    assert (int(pid), len(token)) == (os.getpid(), 16)
+    assert host == "".join(c if c.isalnum() or c in ".-" else "-" for c in socket.gethostname())
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    tmp = tmp_path / "objects" / "tmp"
+    tmp.mkdir(parents=True)
+    names = {"dead": f"{host}_{dead}_{'a' * 16}", "alive": f"{host}_{os.getpid()}_{'b' * 16}",
+             "elsewhere": f"other-host_{dead}_{'c' * 16}", "odd": f"{host}_{'9' * 30}_{'d' * 16}"}
+    for name in names.values():
+        (tmp / name).write_bytes(b"half")  # all written just now: the hour rule keeps them
+    Store(str(tmp_path / "objects"))
+    assert sorted(p.name for p in tmp.iterdir()) == sorted(n for k, n in names.items() if k != "dead")
+
+
+def test_a_writer_killed_mid_object_leaves_nothing_for_the_next_one(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "objects"
+    writer = ("import sys, time\nfrom kfm_gitops.store import Store\n"
+              "def blocks():\n    yield b'x' * 4096\n    time.sleep(600)\n    yield b''\n"
+              f"Store({str(root)!r}).put_stream(blocks())\n")
+    proc = subprocess.Popen([sys.executable, "-c", writer], env={**os.environ, "PYTHONPATH": str(PROJECT)})
+    deadline = time.monotonic() + 30
+    while not (root / "tmp").is_dir() or not any((root / "tmp").iterdir()):
+        assert time.monotonic() < deadline and proc.poll() is None, "the writer never started its object"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(list((root / "tmp").iterdir())) == 1  # what the killed writer left
+    Store(str(root))
+    assert list((root / "tmp").iterdir()) == []
