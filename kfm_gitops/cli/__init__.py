@@ -46,12 +46,12 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from kfm_gitops.cli import backfill, catalog, dataset, plan, policy, raw, release, report, repository
+    from kfm_gitops.cli import backfill, catalog, dataset, plan, policy, projections, raw, release, report, repository
 
     for command in (plan.plan, dataset.dataset, raw.acquire_cmd, raw.raw, raw.store_group, backfill.process_cmd,
                     backfill.backfill, policy.policy, repository.init_cmd, repository.quickstart_cmd,
                     catalog.catalog, release.release, release.rollback_cmd, release.status_cmd,
-                    release.history_cmd, release.ledger_group, report.report_cmd):
+                    release.history_cmd, release.ledger_group, report.report_cmd, projections.reindex_cmd):
         cli.add_command(command)
 
     def add_debug(command: click.Command) -> None:
