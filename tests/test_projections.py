@@ -1,5 +1,5 @@
-"""Projections on the example, in real repositories: the first release published (March is missing), then the
-gap's version published. Projections go into a real DuckDB file and a real PostgreSQL with
+"""Projections and gaps on the example, in real repositories: the first release published (March is
+missing), then the gap's version published. Projections go into a real DuckDB file and a real PostgreSQL with
 PostGIS (see ``postgis`` below); rebuilds are repeated, broken by an exception and killed with SIGKILL.
 
 The repositories are built once per module (the flow of tests/test_release.py: plan PR, release PR, promote with a
@@ -152,6 +152,82 @@ def _artifact_rows(root: Path, version: str) -> list[dict[str, Any]]:
         hexd = p["processed"][7:]
         rows += pq.read_table(root / ".kfm" / "objects" / "sha256" / hexd[:2] / hexd).to_pylist()
     return rows
+
+
+# --- gaps ------------------------------------------------------------------------------------------------------
+
+
+def test_gaps_finds_the_outage_month_while_the_first_release_is_published(first: Path, kfm: Runner) -> None:
+    r = kfm("gaps", SLUG)
+    assert (r.code, r.err) == (1, "")
+    assert r.out == (f"{SLUG} {V1}: 5 monthly partitions (UTC) from 2023-01 to 2023-06, cadence P1M\n"
+                     "missing: 1 interval, 1 partition\n"
+                     "  [2023-03-01T00:00:00Z, 2023-04-01T00:00:00Z)  2023-03\n")
+    doc = json.loads(kfm("gaps", SLUG, "--format", "json").out)
+    assert doc["gaps"] == [{"start": "2023-03-01T00:00:00Z", "end": "2023-04-01T00:00:00Z",
+                            "partitions": ["2023-03"]}]
+    assert (doc["dataset_version_id"], doc["partitions"], doc["plan"]) == (V1, 5, None)
+
+
+def test_no_gaps_once_the_gap_version_is_published(gap: Path, kfm: Runner) -> None:
+    r = kfm("gaps", SLUG)
+    assert r.code == 0, r.out + r.err
+    assert r.out == (f"{SLUG} {V2}: 6 monthly partitions (UTC) from 2023-01 to 2023-06, cadence P1M\n"
+                     "no gaps: every monthly partition from 2023-01 to 2023-06 is published\n")
+    assert json.loads(kfm("gaps", SLUG, "--format", "json").out)["gaps"] == []
+
+
+def test_until_expects_each_later_partition_once_its_cadence_has_passed(gap: Path, kfm: Runner) -> None:
+    # July ends on August 1st; with a cadence of P1M it is due on September 1st, not before.
+    assert kfm("gaps", SLUG, "--until", "2023-08-31T23:59:59Z").code == 0
+    r = kfm("gaps", SLUG, "--until", "2023-09-01T00:00:00Z")
+    assert r.code == 1
+    assert r.out.splitlines()[1:] == ["missing: 1 interval, 1 partition",
+                                      "  [2023-07-01T00:00:00Z, 2023-08-01T00:00:00Z)  2023-07"]
+    r = kfm("gaps", SLUG, "--until", "2023-11-15T00:00:00Z")
+    assert r.out.splitlines()[1:] == ["missing: 1 interval, 3 partitions",
+                                      "  [2023-07-01T00:00:00Z, 2023-10-01T00:00:00Z)  2023-07 .. 2023-09 "
+                                      "(3 partitions)"]
+    bad = kfm("gaps", SLUG, "--until", "2023-09-01")
+    assert bad.code == 2 and "--until:" in bad.err
+
+
+def test_gaps_plan_drafts_one_plan_for_the_missing_window(first: Path, kfm: Runner) -> None:
+    r = kfm("gaps", SLUG, "--plan", "--reviewer", "steward-kim")
+    assert r.code == 1, r.err  # the gap is still there: the plan is only drafted
+    wrote = r.out.splitlines()[0]
+    assert wrote.startswith(f"wrote plans/{SLUG}/backfill-")
+    plan = Path(wrote.removeprefix("wrote "))
+    text = plan.read_text()
+    for line in ('start: "2023-03-01T00:00:00Z"', 'end: "2023-04-01T00:00:00Z"', "mode: monthly",
+                 f'prior_dataset_version_id: "{V1}"', "- \"steward-kim\"",
+                 f'reason: "Gap fill: 1 missing monthly partition (2023-03) found by kfm gaps in {V1}"'):
+        assert line in text, line
+    assert "note: one plan covers the 1 missing partition(s)" in r.out
+    assert "to do before review" not in r.out
+    assert kfm("plan", "validate", str(plan)).code == 0
+    chunks = json.loads(kfm("plan", "chunks", str(plan), "--format", "json").out)["chunks"]
+    assert [c["key"] for c in chunks] == ["2023-03"]
+
+
+def test_one_plan_covers_several_gaps_and_says_what_it_runs_again(first: Path, kfm: Runner) -> None:
+    r = kfm("gaps", SLUG, "--until", "2023-09-01T00:00:00Z", "--plan", "--format", "json")
+    doc = json.loads(r.out)
+    assert [g["partitions"] for g in doc["gaps"]] == [["2023-03"], ["2023-07"]]
+    text = Path(doc["plan"]).read_text()
+    assert 'start: "2023-03-01T00:00:00Z"' in text and 'end: "2023-08-01T00:00:00Z"' in text
+    from kfm_gitops.gaps import backfill_draft, coverage
+    from kfm_gitops.periods import parse_timestamp
+
+    cov = coverage(_cfg(first), SLUG, until=parse_timestamp("2023-09-01T00:00:00Z"))
+    assert backfill_draft(_cfg(first), cov).notes[-1] == ("one plan covers all 2 gaps: the 3 partition(s) present "
+                                                          "between them (2023-04 .. 2023-06) run again")
+
+
+def test_gaps_of_a_dataset_never_published_is_refused(governed: Path, kfm: Runner) -> None:
+    r = kfm("gaps", SLUG)
+    assert r.code == 1
+    assert f"kfm: nothing is published for {SLUG}: there is no coverage to compare" in r.err
 
 
 # --- reindex into DuckDB ---------------------------------------------------------------------------------------

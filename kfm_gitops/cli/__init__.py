@@ -51,7 +51,8 @@ def _register() -> None:
     for command in (plan.plan, dataset.dataset, raw.acquire_cmd, raw.raw, raw.store_group, backfill.process_cmd,
                     backfill.backfill, policy.policy, repository.init_cmd, repository.quickstart_cmd,
                     catalog.catalog, release.release, release.rollback_cmd, release.status_cmd,
-                    release.history_cmd, release.ledger_group, report.report_cmd, projections.reindex_cmd):
+                    release.history_cmd, release.ledger_group, report.report_cmd, projections.reindex_cmd,
+                    projections.gaps_cmd):
         cli.add_command(command)
 
     def add_debug(command: click.Command) -> None:

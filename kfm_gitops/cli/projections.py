@@ -1,16 +1,19 @@
-"""`kfm reindex`: the projections of what is published."""
+"""`kfm reindex`, `kfm gaps`: the projections of what is published, and its missing history."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
 
 from kfm_gitops.cli._shared import format_choice, require_config, store_for, store_option
-from kfm_gitops.errors import EXIT_OK
+from kfm_gitops.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
+    from kfm_gitops.config import Config
+    from kfm_gitops.gaps import Coverage
     from kfm_gitops.projections import Reindexed
 
 target_option = click.option("--target", default=None, metavar="URL",
@@ -56,3 +59,80 @@ def reindex_cmd(slugs: tuple[str, ...], target: str | None, moved: bool, store_u
     elif not names:
         click.echo("nothing is published: there is no projection to build")
     return EXIT_OK
+
+
+def _until(text: str | None) -> datetime | None:
+    from kfm_gitops.periods import PeriodError, parse_timestamp
+
+    if text is None:
+        return None
+    if text == "now":
+        return datetime.now(UTC)
+    try:
+        return parse_timestamp(text)
+    except PeriodError as exc:
+        raise UsageError(f"--until: {exc}", hint="an RFC 3339 timestamp with an offset, or now") from exc
+
+
+def _said_gaps(cov: Coverage) -> None:
+    n = len(cov.present)
+    click.echo(f"{cov.slug} {cov.version_id}: {n} {cov.mode} partition{'s' if n != 1 else ''} ({cov.timezone}) "
+               f"from {cov.present[0]} to {cov.present[-1]}, cadence {cov.cadence}"
+               + (f", expected until {cov.as_dict()['until']}" if cov.until else ""))
+    if not cov.gaps:
+        click.echo(f"no gaps: every {cov.mode} partition from {cov.present[0]} to {cov.present[-1]} is published")
+        return
+    click.echo(f"missing: {len(cov.gaps)} interval{'s' if len(cov.gaps) != 1 else ''}, {cov.missing} "
+               f"partition{'s' if cov.missing != 1 else ''}")
+    for g in cov.gaps:
+        d = g.as_dict()
+        keys = g.partitions[0] if len(g.partitions) == 1 else f"{g.partitions[0]} .. {g.partitions[-1]}"
+        click.echo(f"  [{d['start']}, {d['end']})  {keys}"
+                   + (f" ({len(g.partitions)} partitions)" if len(g.partitions) > 1 else ""))
+
+
+@click.command("gaps", short_help="The history missing from what is published")
+@click.argument("slug")
+@click.option("--until", default=None, metavar="TIME",
+              help="also expect the partitions after the last one whose cadence has passed by TIME (or now)")
+@click.option("--plan", "make_plan", is_flag=True, help="draft a backfill plan for the missing intervals")
+@click.option("--reason", default=None, help="the plan's reason (default: the gaps found)")
+@click.option("--reviewer", "reviewers", multiple=True, help="a reviewer of the plan (steward); repeat for several")
+@format_choice("text", "json", help="text for people, json for machines")
+def gaps_cmd(slug: str, until: str | None, make_plan: bool, reason: str | None, reviewers: tuple[str, ...],
+             fmt: str) -> int:
+    """Compare the temporal coverage of the version published/SLUG shows with the dataset's partitioning and
+    cadence, and list the missing intervals, one a line. With --plan, write one backfill plan (as `kfm plan new`
+    does) whose window covers them. Exit 1 when something is missing."""
+    from kfm_gitops.gaps import coverage
+
+    cfg = require_config()
+    cov = coverage(cfg, slug, until=_until(until))
+    written = _write_plan(cfg, cov, reason, reviewers, fmt) if make_plan and cov.gaps else None
+    if fmt == "json":
+        click.echo(json.dumps({**cov.as_dict(), "plan": written}, indent=2))
+    else:
+        _said_gaps(cov)
+    return EXIT_FINDINGS if cov.gaps else EXIT_OK
+
+
+def _write_plan(cfg: Config, cov: Coverage, reason: str | None, reviewers: tuple[str, ...], fmt: str) -> str:
+    from kfm_gitops._fs import display_path
+    from kfm_gitops.findings import sort_findings
+    from kfm_gitops.gaps import backfill_draft
+    from kfm_gitops.plan import check_plan, write_new_plan
+
+    draft = backfill_draft(cfg, cov, reason=reason, reviewers=reviewers)
+    write_new_plan(draft.path, draft.text)
+    shown = display_path(draft.path)
+    if fmt == "text":
+        click.echo(f"wrote {shown}")
+        for note in draft.notes:
+            click.echo(f"note: {note}")
+        _, findings = check_plan(draft.path, config=cfg)
+        if findings:
+            click.echo("to do before review:")
+            for f in sort_findings(findings):
+                click.echo(f"  {f.text()}")
+        click.echo(f"next: edit it, then `kfm plan validate {shown}` and `kfm backfill run {shown} --dry-run`")
+    return shown
