@@ -15,7 +15,7 @@ FOUNDATIONS = {"errors", "findings", "config", "_yaml", "_git", "identity", "sto
 FLOW = [{"plan", "dataset", "repository", "example"}, {"connectors", "acquire"}, {"normalize", "qa", "obligations"},
         {"materialize"}, {"chunk"}, {"catalog"}, {"backfill"}, {"approvals", "ledger"}, {"gates"},
         {"release", "export"}, {"_github"},
-        {"projections", "gaps"}, {"report"}, {"quickstart"}, {"cli"}]
+        {"projections", "gaps"}, {"doctor"}, {"report"}, {"quickstart"}, {"cli"}]
 
 
 # Neither foundations nor steps: small utilities any module may use (they import only foundations and each other).

@@ -1,4 +1,4 @@
-"""Projections and gaps on the example, in real repositories: the first release published (March is
+"""Projections, gaps and doctor on the example, in real repositories: the first release published (March is
 missing), then the gap's version published. Projections go into a real DuckDB file and a real PostgreSQL with
 PostGIS (see ``postgis`` below); rebuilds are repeated, broken by an exception and killed with SIGKILL.
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import GIT_ENV, PROJECT, Result, Runner
+from conftest import GIT_ENV, PROJECT, Result, Runner, git
 from kfm_gitops.cli import main
 
 SLUG = "ks_storm_reports"
@@ -496,6 +496,130 @@ def test_unreachable_or_unknown_targets_are_refused(first: Path, kfm: Runner) ->
     assert r.code == 2 and "not a kind of target kfm knows" in r.err
     r = kfm("reindex", "no_such_dataset")
     assert r.code == 1 and "nothing is published for no_such_dataset" in r.err
+
+
+# --- doctor ----------------------------------------------------------------------------------------------------
+
+
+def _doctor(kfm: Runner, *args: str) -> dict[str, Any]:
+    r = kfm("doctor", SLUG, "--format", "json", *args)
+    doc: dict[str, Any] = json.loads(r.out)
+    assert r.code == (0 if doc["answer"] == "nothing" else 1)
+    return doc
+
+
+def _status(doc: dict[str, Any]) -> dict[str, str]:
+    return {c["check"]: c["status"] for c in doc["checks"]}
+
+
+def test_doctor_nothing_to_do_then_reindex_when_only_the_projection_lags(gap: Path, kfm: Runner) -> None:
+    doc = _doctor(kfm)
+    assert doc["answer"] == "reindex"  # never built
+    assert _status(doc) == {"PROCESSED": "ok", "catalogs": "ok", "history": "ok", "projection": "failed"}
+    assert kfm("reindex").code == 0
+    r = kfm("doctor", SLUG)
+    assert r.code == 0, r.out
+    lines = r.out.splitlines()
+    assert lines[0].startswith(f"{SLUG}: {V2} (published/{SLUG} at ")
+    assert [ln.split()[:2] for ln in lines[1:5]] == [["ok", "PROCESSED"], ["ok", "catalogs"], ["ok", "history"],
+                                                     ["ok", "projection"]]
+    assert lines[-1] == ("answer: nothing to do: the artifacts, catalogs, history and projection of what is "
+                         "published are sound")
+
+
+def test_doctor_says_reindex_for_a_projection_of_an_older_version(first: Path, kfm: Runner) -> None:
+    assert kfm("reindex").code == 0
+    _promote(first)
+    r = kfm("doctor", SLUG)
+    assert r.code == 1
+    assert f"  FAILED  projection  {DUCKDB}: built from {V1} (alias commit " in r.out
+    assert f"but the alias publishes {V2} (alias commit " in r.out
+    assert r.out.splitlines()[-1] == (f"answer: reindex: only the projection is stale; the canonical artifacts are "
+                                      f"fine (`kfm reindex {SLUG}`)")
+
+
+def test_doctor_says_reindex_for_a_projection_changed_since_it_was_built(gap: Path, kfm: Runner) -> None:
+    import duckdb
+
+    assert kfm("reindex").code == 0
+    con = duckdb.connect(str(gap / DUCKDB))
+    con.execute(f"UPDATE {SLUG} SET injuries = 99 WHERE report_id = 'KS-202301-0001'")
+    con.close()
+    doc = _doctor(kfm)
+    assert doc["answer"] == "reindex"
+    [projection] = [c for c in doc["checks"] if c["check"] == "projection"]
+    assert "it was changed since it was built" in projection["evidence"][0]
+
+
+def _object(root: Path, version: str, key: str) -> Path:
+    manifest = json.loads((root / "releases" / SLUG / version / "promotion-manifest.json").read_text())
+    hexd = str(next(p["processed"] for p in manifest["partitions"] if p["partition"] == key))[7:]
+    return root / ".kfm" / "objects" / "sha256" / hexd[:2] / hexd
+
+
+def test_doctor_says_backfill_for_a_corrupt_or_missing_artifact(gap: Path, kfm: Runner) -> None:
+    assert kfm("reindex").code == 0
+    corrupt = _object(gap, V2, "2023-03")
+    corrupt.chmod(0o644)
+    corrupt.write_bytes(corrupt.read_bytes()[:-10] + bytes(10))
+    doc = _doctor(kfm)
+    assert doc["answer"] == "backfill"
+    [processed] = [c for c in doc["checks"] if c["check"] == "PROCESSED"]
+    assert processed["status"] == "failed"
+    assert processed["evidence"][0].startswith("2023-03: sha256:")
+    assert processed["evidence"][0].endswith("does not match its digest (corrupt)")
+    _object(gap, V2, "2023-05").unlink()
+    evidence = next(c for c in _doctor(kfm)["checks"] if c["check"] == "PROCESSED")["evidence"]
+    assert evidence[1].startswith("2023-05: sha256:") and evidence[1].endswith("is missing from the store")
+    # and a reindex refuses to build from them
+    r = kfm("reindex")
+    assert r.code == 1 and "PROCESSED artifacts unusable" in r.err and "nothing was rebuilt" in r.err
+
+
+def test_doctor_says_backfill_for_invalid_catalogs(first: Path, kfm: Runner) -> None:
+    """The gap's version published with its STAC collection broken (its plan PR committed it so, and promote's gate
+    runner here passes anything): the catalogs as the evidence commit holds them are what doctor validates."""
+    from test_release import merge_plan
+
+    git(first, "checkout", "-q", "main")
+    git(first, "branch", "-D", "plan/gap")
+    git(first, "reset", "-q", "--hard", "HEAD~1")  # main before the gap's merge; its plan commit stays
+
+    def tampering(*args: str) -> Result:
+        r = _run_kfm(*args)
+        collection = first / "releases" / SLUG / V2 / "catalog" / "stac" / "collection.json"
+        doc = json.loads(collection.read_text())
+        del doc["description"]
+        collection.write_text(json.dumps(doc, indent=2))
+        return r
+
+    plan = next(p for p in (first / "plans" / SLUG).glob("*.yml") if "a1b2c3" in p.name)
+    assert merge_plan(first, tampering, "plan/gap", str(plan.relative_to(first))) == V2
+    _promote(first)
+    assert kfm("reindex").code == 0
+    doc = _doctor(kfm)
+    assert (doc["dataset_version_id"], doc["answer"]) == (V2, "backfill")
+    assert _status(doc) == {"PROCESSED": "ok", "catalogs": "failed", "history": "ok", "projection": "ok"}
+    [catalogs] = [c for c in doc["checks"] if c["check"] == "catalogs"]
+    assert any("collection.json:1:1: STAC_INVALID: #: 'description' is a required property" in e
+               for e in catalogs["evidence"]), catalogs
+
+
+def test_doctor_says_backfill_for_missing_history_and_when_nothing_is_published(first: Path, kfm: Runner) -> None:
+    assert kfm("reindex").code == 0
+    doc = _doctor(kfm)
+    assert (doc["answer"], _status(doc)["history"], _status(doc)["projection"]) == ("backfill", "failed", "ok")
+    [history] = [c for c in doc["checks"] if c["check"] == "history"]
+    assert history["evidence"][0] == "missing [2023-03-01T00:00:00Z, 2023-04-01T00:00:00Z): 2023-03"
+    git(first, "branch", "-D", f"published/{SLUG}")
+    doc = _doctor(kfm)
+    assert (doc["answer"], doc["dataset_version_id"], _status(doc)) == ("backfill", None, {"published": "failed"})
+
+
+def test_doctor_answers_unknown_when_the_projection_target_cannot_be_reached(gap: Path, kfm: Runner) -> None:
+    doc = _doctor(kfm, "--target", "postgresql://kfm:x@127.0.0.1:1/nothing")
+    assert doc["answer"] == "unknown"
+    assert _status(doc)["projection"] == "error"
 
 
 # --- the binary COPY encoder and the artifacts' columns --------------------------------------------------------

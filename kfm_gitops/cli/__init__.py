@@ -52,7 +52,7 @@ def _register() -> None:
                     backfill.backfill, policy.policy, repository.init_cmd, repository.quickstart_cmd,
                     catalog.catalog, release.release, release.rollback_cmd, release.status_cmd,
                     release.history_cmd, release.ledger_group, report.report_cmd, projections.reindex_cmd,
-                    projections.gaps_cmd):
+                    projections.gaps_cmd, projections.doctor_cmd):
         cli.add_command(command)
 
     def add_debug(command: click.Command) -> None:

@@ -1,4 +1,5 @@
-"""`kfm reindex`, `kfm gaps`: the projections of what is published, and its missing history."""
+"""`kfm reindex`, `kfm gaps`, `kfm doctor`: the projections of what is published, its missing history, and the
+runbook's step 0 (backfill or reindex)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kfm_gitops.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
     from kfm_gitops.config import Config
+    from kfm_gitops.doctor import Diagnosis
     from kfm_gitops.gaps import Coverage
     from kfm_gitops.projections import Reindexed
 
@@ -136,3 +138,43 @@ def _write_plan(cfg: Config, cov: Coverage, reason: str | None, reviewers: tuple
                 click.echo(f"  {f.text()}")
         click.echo(f"next: edit it, then `kfm plan validate {shown}` and `kfm backfill run {shown} --dry-run`")
     return shown
+
+
+ANSWERS = {
+    "backfill": "backfill: canonical artifacts are missing or wrong (runbook steps 1-9: `kfm plan new`)",
+    "reindex": "reindex: only the projection is stale; the canonical artifacts are fine (`kfm reindex {slug}`)",
+    "nothing": "nothing to do: the artifacts, catalogs, history and projection of what is published are sound",
+    "unknown": "unknown: a check could not run (see its evidence); fix that and ask again",
+}
+
+
+def _said_diagnosis(d: Diagnosis) -> None:
+    published = (f"{d.version_id} (published/{d.slug} at {d.alias_commit[:12]}, evidence commit "
+                 f"{d.evidence_commit[:12]})" if d.version_id else "nothing published")
+    click.echo(f"{d.slug}: {published}")
+    for c in d.checks:
+        label = {"ok": "ok", "failed": "FAILED", "error": "ERROR"}[c.status]
+        click.echo(f"  {label:<7} {c.name:<11} {c.evidence[0]}")
+        for line in c.evidence[1:]:
+            click.echo(f"  {'':<7} {'':<11} {line}")
+    click.echo("answer: " + ANSWERS[d.answer].format(slug=d.slug))
+
+
+@click.command("doctor", short_help="Backfill or reindex? The runbook's step 0")
+@click.argument("slug")
+@target_option
+@store_option
+@format_choice("text", "json", help="text for people, json for machines")
+def doctor_cmd(slug: str, target: str | None, store_url: str | None, fmt: str) -> int:
+    """Answer the runbook's step 0 for the version published/SLUG shows: PROCESSED artifacts missing or not
+    matching their digests, catalogs invalid, or partitions missing (backfill); only the projection stale or
+    changed (reindex); or nothing to do. Each check with its evidence. Exit 0 only when there is nothing to do."""
+    from kfm_gitops.doctor import diagnose
+
+    cfg = require_config()
+    diagnosis = diagnose(cfg, slug, store=store_for(cfg, store_url), target=target)
+    if fmt == "json":
+        click.echo(json.dumps(diagnosis.as_dict(), indent=2))
+    else:
+        _said_diagnosis(diagnosis)
+    return EXIT_OK if diagnosis.answer == "nothing" else EXIT_FINDINGS
