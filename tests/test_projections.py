@@ -496,6 +496,9 @@ def test_unreachable_or_unknown_targets_are_refused(first: Path, kfm: Runner) ->
     assert r.code == 2 and "not a kind of target kfm knows" in r.err
     r = kfm("reindex", "no_such_dataset")
     assert r.code == 1 and "nothing is published for no_such_dataset" in r.err
+    for name in ("kfm_projections", "storms__next"):
+        r = kfm("reindex", name)
+        assert r.code == 1 and f"a dataset named {name} cannot have a projection" in r.err
 
 
 # --- doctor ----------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Protocol
 from kfm_gitops import _git
 from kfm_gitops.config import Config
 from kfm_gitops.errors import KfmError, UsageError
-from kfm_gitops.projections._model import MAX_NAME, ProjectionError, Recorded, Source, Target
+from kfm_gitops.projections._model import MAX_NAME, META_TABLE, NEXT_SUFFIX, ProjectionError, Recorded, Source, Target
 from kfm_gitops.store import Store
 
 __all__ = ["DEFAULT_TARGET", "ProjectionError", "Recorded", "Reindexed", "Target", "parse_target",
@@ -104,6 +104,9 @@ def _checked(slug: str, target: Target) -> None:
     from kfm_gitops.identity import check_slug
 
     check_slug(slug)
+    if slug == META_TABLE or slug.endswith(NEXT_SUFFIX):
+        raise ProjectionError(f"a dataset named {slug} cannot have a projection: the name is the projections' own "
+                              f"({META_TABLE}, or a table built aside: *{NEXT_SUFFIX})")
     if target.kind == "postgis" and len(slug.encode()) > MAX_NAME:
         raise ProjectionError(f"{slug} is longer than the {MAX_NAME} characters a PostgreSQL projection's table "
                               "name can have here")
