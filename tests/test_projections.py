@@ -102,12 +102,15 @@ def postgis() -> Iterator[str]:
         pytest.skip("KFM_TEST_POSTGRES=0: this machine has no PostgreSQL with PostGIS")
     import psycopg
 
+    problem = ""
     try:
         with psycopg.connect(PG_URL, connect_timeout=5) as con:
             con.execute("SELECT 1")
     except psycopg.Error as exc:
-        pytest.fail(f"PostgreSQL with PostGIS is not reachable at {PG_URL}: {str(exc).strip()}\nrun .ci/postgres "
-                    "(as root) to install and start it, set KFM_TEST_POSTGRES_URL to a server that has it, or set "
+        problem = str(exc).strip()
+    if problem:
+        pytest.fail(f"PostgreSQL with PostGIS is not reachable at {PG_URL}: {problem}\nrun .ci/postgres (as root) "
+                    "to install and start it, set KFM_TEST_POSTGRES_URL to a server that has it, or set "
                     "KFM_TEST_POSTGRES=0 on a machine without one", pytrace=False)
     schema = f"kfm_test_{secrets.token_hex(4)}"
     yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
