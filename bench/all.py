@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("plan_validate", "acquire", "raw_verify", "process", "backfill", "catalog", "gates")
+BENCHMARKS = ("plan_validate", "acquire", "raw_verify", "process", "backfill", "catalog", "gates", "projections")
 PACKAGES = ("kfm-gitops", "pyarrow", "numpy", "shapely", "pygit2", "fsspec", "jsonschema", "pystac", "pyshacl",
             "rdflib", "check-jsonschema")
 RATIO = re.compile(r"^ratio (?P<what>.+?): (?P<value>-?\d+(?:\.\d+)?) \((?P<goal>[^)]*)\)\s*(?P<rest>.*)$")

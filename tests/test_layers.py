@@ -14,8 +14,8 @@ FOUNDATIONS = {"errors", "findings", "config", "_yaml", "_git", "identity", "sto
 # The flow, in order; modules of one step may not import each other's later steps.
 FLOW = [{"plan", "dataset", "repository", "example"}, {"connectors", "acquire"},
         {"sources", "geometry", "normalize", "qa", "obligations"}, {"materialize"}, {"chunk"}, {"catalog"},
-        {"backfill"}, {"approvals", "ledger"}, {"gates"}, {"release", "export"}, {"_github"}, {"report"},
-        {"quickstart"}, {"cli"}]
+        {"backfill"}, {"approvals", "ledger"}, {"gates"}, {"release", "export"}, {"_github"},
+        {"projections", "gaps"}, {"doctor"}, {"report"}, {"quickstart"}, {"cli"}]
 
 
 # Neither foundations nor steps: small utilities any module may use (they import only foundations and each other).

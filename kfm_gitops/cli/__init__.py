@@ -55,6 +55,7 @@ def _register() -> None:
         manifest,
         plan,
         policy,
+        projections,
         raw,
         release,
         report,
@@ -68,7 +69,7 @@ def _register() -> None:
                     catalog.catalog, release.release, release.promote_cmd, release.rollback_cmd, release.status_cmd,
                     release.history_cmd, release.ledger_group, report.report_cmd, versions.versions_cmd,
                     versions.show_cmd, versions.export_cmd, verify.verify_cmd, gate.gate, evidence.evidence,
-                    manifest.manifest):
+                    manifest.manifest, projections.reindex_cmd, projections.gaps_cmd, projections.doctor_cmd):
         cli.add_command(command)
 
     def add_debug(command: click.Command) -> None:
