@@ -83,9 +83,12 @@ def _said_promotion(p: Promotion) -> None:
 @click.argument("slugs", nargs=-1)
 @click.option("--push", "remote", default=None, metavar="REMOTE",
               help="then push release, the aliases and their tags in one atomic push with leases")
+@click.option("--reindex", is_flag=True, help="then rebuild the projections of the datasets whose alias moved")
+@click.option("--target", default=None, metavar="URL", help="with --reindex: the projection (default: DuckDB)")
 @store_option
 @format_choice("text", "json")
-def promote_cmd(slugs: tuple[str, ...], remote: str | None, store_url: str | None, fmt: str) -> int:
+def promote_cmd(slugs: tuple[str, ...], remote: str | None, reindex: bool, target: str | None, store_url: str | None,
+                fmt: str) -> int:
     """Reconcile: for each dataset whose published.yaml on release differs from its alias published/SLUG, gate the
     version again (fail closed), append a ledger entry on release, move the alias and tag the evidence commit."""
     from kfm_gitops.receipts import actor
@@ -96,6 +99,13 @@ def promote_cmd(slugs: tuple[str, ...], remote: str | None, store_url: str | Non
     done = promote(cfg, slugs, gates=gate_runner(store_for(cfg, store_url)), approvals=approval_finder,
                    actor=Actor(actor(None)["principal"]))
     pushed = push(cfg, remote, done, before) if remote else []
+    moved = [p.slug for p in done if p.alias_to and p.alias_to != p.alias_from]
+    if reindex and moved:
+        from kfm_gitops.projections import reindex as rebuild
+
+        for r in rebuild(cfg, moved, target, store=store_for(cfg, store_url), moved=True):
+            click.echo(f"{r.slug}: projection rebuilt from {r.version_id} ({r.rows} rows, {r.digest})",
+                       err=fmt == "json")
     if fmt == "json":
         click.echo(json.dumps({"ok": True, "pushed": pushed, "promotions": [
             {"slug": p.slug, "event": p.event, "version": p.version_id, "alias_from": p.alias_from,
