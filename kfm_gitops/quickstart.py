@@ -201,7 +201,7 @@ def _tightened(story: Story, base: Plan, prior: str) -> BackfillResult | None:
 
     write_new_plan(path, render_template(
         slug=SLUG, path=path.relative_to(story.root).as_posix(), reason="Steward decision: publish generalised "
-        "locations only, and no reporting source", requested_by=STEWARD, reviewers=["steward-ode"],
+        "locations only, and no reporting source", requested_by="ops-ana", reviewers=[STEWARD],
         time_axis="event_time", start=datetime(2023, 1, 1, tzinfo=UTC), end=datetime(2023, 7, 1, tzinfo=UTC),
         mode="monthly", parallelism=2, timezone="UTC", terms=f"{UPSTREAM}/TERMS.txt",
         label="public_generalized", obligations=tightened, prior=prior))

@@ -240,8 +240,9 @@ def newest_on(versions: Mapping[str, VersionManifest], published_now: str) -> st
                        + (f" ({published_now})" if published_now else " (nothing yet)"),
                        hint="run and merge a backfill plan based on it, or name the version to propose")
     if len(candidates) > 1:
+        slug = next(iter(versions.values())).slug
         raise KfmError(f"several versions build on {published_now or 'nothing'}: {', '.join(candidates)}",
-                       hint="name the one to propose: `kfm release propose SLUG VERSION`")
+                       hint=f"name the one to propose: `kfm release propose {slug} {candidates[-1]}`")
     return candidates[0]
 
 
@@ -673,3 +674,43 @@ def release_context(config: Config, base: str, head: str, slug: str,
     found = tuple((approvals or trailer_approvals)(config, pointer))
     return ReleaseContext(slug, pointer.version_id, pointer.evidence_commit, pointer.manifest_digest, pointer.reason,
                           published_now, data, _ledger_shown(config, slug), found)
+
+
+def alias_version(config: Config, slug: str) -> str:
+    """The version the alias published/<slug> shows (its newest ledger entry's); "" when nothing is published."""
+    repo = _repo(config)
+    alias = _git.branch_head(repo, alias_branch(config, slug))
+    if alias is None:
+        return FIRST_RELEASE
+    newest = ledger.head_of(ledger_at(config, repo, alias, slug), _ledger_shown(config, slug))
+    return str(newest.entry["subject"]["dataset_version_id"]) if newest else FIRST_RELEASE
+
+
+def verify_published(config: Config, slug: str) -> tuple[str, list[Finding]] | None:
+    """The published chain of `kfm verify`: the ledger's chain on release, the alias at the commit that holds its
+    newest entry, the pointer agreeing with it (else a promote is pending), and the manifest the pointer names
+    having the digest it records. None when nothing is published."""
+    repo = _repo(config)
+    alias = _git.branch_head(repo, alias_branch(config, slug))
+    release_head = _git.branch_head(repo, config.release_branch)
+    if alias is None or release_head is None:
+        return None
+    shown, where = _ledger_shown(config, slug), Location(f"published/{slug}")
+    data = ledger_at(config, repo, release_head, slug)
+    _, findings = ledger.verify(data, shown)
+    holder = _git.last_change(repo, release_head, repo_path(config, ledger_file(config, slug)))
+    if holder is not None and alias != holder and not findings:
+        findings.append(Finding("ALIAS_BEHIND", f"published/{slug} is not at the commit that holds its newest ledger "
+                                "entry", where, hint="run `kfm promote`: it finishes the move"))
+    pointer = pointer_at(config, repo, release_head, slug)
+    if pointer is not None:
+        found = version_at(config, repo, pointer.evidence_commit, slug, pointer.version_id)
+        if found is None or _manifest_digest(found[1]) != pointer.manifest_digest:
+            findings.append(Finding("POINTER_DIGEST", f"the manifest of {pointer.version_id} at "
+                                    f"{pointer.evidence_commit[:12]} is not the one published.yaml records", where,
+                                    hint="the evidence a pointer names is never edited: restore it from git"))
+        if pointer.version_id != alias_version(config, slug):
+            findings.append(Finding("PROMOTE_PENDING", f"release names {pointer.version_id}, published/{slug} shows "
+                                    f"{alias_version(config, slug) or 'nothing'}", where, severity="warning",
+                                    hint="run `kfm promote`"))
+    return f"published {slug}", findings

@@ -295,3 +295,24 @@ def test_the_exported_catalog_of_what_is_published_opens_in_pystac(
     dcat = json.loads((out / "catalog.jsonld").read_text())
     assert dcat["@graph"][0]["@type"] == "dcat:Catalog" and len(dcat["@graph"][0]["dcat:dataset"]) == 1
     assert "kfm://artifact/" not in (out / "catalog.jsonld").read_text()
+
+
+def test_verify_follows_the_published_chain(two_versions: tuple[Path, str, str], kfm: Runner) -> None:
+    root, v1, v2 = two_versions
+    r = kfm("verify")
+    assert r.code == 0, r.out + r.err
+    assert "1 published dataset valid\n" in r.out
+    merge_release(root, propose(cfg(root), SLUG).branch)  # merged, not promoted yet
+    r = kfm("verify", "--format", "json")
+    [pending] = [f for f in json.loads(r.out)["findings"] if f["code"] == "PROMOTE_PENDING"]
+    assert pending["message"] == f"release names {v2}, published/{SLUG} shows {v1}"
+    promote(cfg(root), gates=Gates(), approvals=trailer_approvals, actor=ACTOR)
+    assert "PROMOTE_PENDING" not in kfm("verify").out
+    from kfm_gitops import _git
+
+    repo = _git.discover(root)
+    assert repo is not None
+    _git.commit_files(repo, "release", {f"releases/{SLUG}/ledger.jsonl": b'{"forged": true}\n'}, "a forged ledger")
+    r = kfm("verify")
+    assert r.code == 1
+    assert "LEDGER_CHAIN: entry 1: " in r.out

@@ -29,7 +29,8 @@ def test_verify_with_no_slug_checks_raw_and_processed(governed: Path, kfm: Runne
     assert r.code == 0, r.out + r.err
     assert r.out.splitlines() == [
         f"7 acquisition manifests valid (25 object(s) re-hashed in {objects(governed)})",
-        f"2 versions valid (6 object(s) re-hashed in {objects(governed)})"]
+        f"2 versions valid (6 object(s) re-hashed in {objects(governed)})", "no published dataset to check yet",
+        "no projection to check yet"]
     processed = kfm("verify", SLUG, "--processed").out
     assert processed == f"2 versions valid (6 object(s) re-hashed in {objects(governed)})\n"
     doc = json.loads(kfm("verify", "--format", "json").out)
@@ -83,14 +84,16 @@ def test_a_flipped_bit_is_a_hash_mismatch_and_an_edited_checksums_file_is_caught
 def test_before_the_first_version_verify_checks_what_there_is(governed: Path, kfm: Runner) -> None:
     r = kfm("verify")  # nothing acquired yet: nothing to check is a failure, and says what makes something
     assert (r.code, r.out.splitlines()) == (1, [
-        "no acquisition manifest to check yet", "no version to check yet",
+        "no acquisition manifest to check yet", "no version to check yet", "no published dataset to check yet",
+        "no projection to check yet",
         "nothing checked, which is a failure: a backfill run acquires data and makes versions (`kfm backfill run "
         "PLAN`)"])
     assert kfm("acquire", FIRST_PLAN).code == 0
     r = kfm("verify")
     assert r.code == 0, r.out
     assert r.out.splitlines() == [
-        f"6 acquisition manifests valid (21 object(s) re-hashed in {objects(governed)})", "no version to check yet"]
+        f"6 acquisition manifests valid (21 object(s) re-hashed in {objects(governed)})", "no version to check yet",
+        "no published dataset to check yet", "no projection to check yet"]
     r = kfm("verify", "--processed")  # asked for, and nothing to check: a failure
     assert (r.code, r.out) == (1, "no version checked: nothing to validate is a failure\n")
 
@@ -119,6 +122,6 @@ def test_missing_objects_in_a_clone_are_one_finding_with_the_team_store_to_pull_
                         f"{objects(clone)})")
     assert ": OBJECT_MISSING: 6 object(s) named by 2 versions are not in the store " in lines[2]
     assert lines[2].endswith(hint)
-    assert len(lines) == 4
+    assert lines[4:] == ["no published dataset to check yet", "no projection to check yet"]
     assert kfm("store", "pull", "--from", str(team)).code == 0
     assert kfm("verify").code == 0

@@ -100,14 +100,14 @@ def promote_cmd(slugs: tuple[str, ...], remote: str | None, reindex: bool, targe
                    actor=Actor(actor(None)["principal"]))
     pushed = push(cfg, remote, done, before) if remote else []
     moved = [p.slug for p in done if p.alias_to and p.alias_to != p.alias_from]
+    rebuilt = []
     if reindex and moved:
         from kfm_gitops.projections import reindex as rebuild
 
-        for r in rebuild(cfg, moved, target, store=store_for(cfg, store_url), moved=True):
-            click.echo(f"{r.slug}: projection rebuilt from {r.version_id} ({r.rows} rows, {r.digest})",
-                       err=fmt == "json")
+        rebuilt = rebuild(cfg, moved, target, store=store_for(cfg, store_url), moved=True)
+    said = [f"{r.slug}: projection rebuilt from {r.version_id} ({r.rows} rows, {r.digest})" for r in rebuilt]
     if fmt == "json":
-        click.echo(json.dumps({"ok": True, "pushed": pushed, "promotions": [
+        click.echo(json.dumps({"ok": True, "pushed": pushed, "reindexed": said, "promotions": [
             {"slug": p.slug, "event": p.event, "version": p.version_id, "alias_from": p.alias_from,
              "alias_to": p.alias_to, "finished": p.finished} for p in done]}, indent=2))
         return EXIT_OK
@@ -117,6 +117,8 @@ def promote_cmd(slugs: tuple[str, ...], remote: str | None, reindex: bool, targe
         click.echo("nothing is published yet: propose a version (`kfm release propose SLUG`)")
     if pushed:
         click.echo(f"pushed to {remote}: {', '.join(pushed)}")
+    for line in said:
+        click.echo(line)
     return EXIT_OK
 
 

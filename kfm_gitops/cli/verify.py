@@ -54,9 +54,43 @@ def _processed(cfg: Config, store: Store, slugs: list[str], jobs: int | None) ->
     return verify_processed(cfg, store, slugs, jobs)
 
 
+def _published(cfg: Config, store: Store, slugs: list[str], jobs: int | None) -> Outcome:
+    from kfm_gitops.release import verify_published
+
+    checked: list[str] = []
+    findings: list[Finding] = []
+    for slug in slugs:
+        found = verify_published(cfg, slug)
+        if found is not None:
+            checked.append(found[0])
+            findings += found[1]
+    return checked, findings, 0, 0
+
+
+def _projections(cfg: Config, store: Store, slugs: list[str], jobs: int | None) -> Outcome:
+    from kfm_gitops.findings import Finding, Location
+    from kfm_gitops.projections import projection_state
+    from kfm_gitops.release import alias_version
+
+    checked: list[str] = []
+    findings: list[Finding] = []
+    for slug in slugs:
+        published, state = alias_version(cfg, slug), projection_state(cfg, slug)
+        if not published or state is None:
+            continue
+        checked.append(f"projection of {slug}")
+        if state[0] != published:
+            findings.append(Finding("PROJECTION_LAGS", f"the projection of {slug} was built from {state[0]}, but "
+                                    f"published/{slug} publishes {published}", Location(f"published/{slug}"),
+                                    severity="warning", hint=f"rebuild it: `kfm reindex {slug}`"))
+    return checked, findings, 0, 0
+
+
 STEPS: tuple[Step, ...] = (
     Step("raw", "acquisition manifest", _raw),
     Step("processed", "version", _processed),
+    Step("published", "published dataset", _published),
+    Step("projections", "projection", _projections),
 )
 
 
@@ -88,7 +122,8 @@ def verify_cmd(slugs: tuple[str, ...], raw_only: bool, processed_only: bool, job
         report = Report([f"{step.name}:{c}" for c in checked], findings)
         everything.checked.extend(report.checked)
         everything.extend(findings)
-        said.append((report, Summary(step.what, detail=objects_detail(store, named, missing) if checked else "")))
+        said.append((report, Summary(step.what, detail=objects_detail(store, named, missing) if checked and named
+                                     else "")))
     if fmt == "json":
         return emit(everything, fmt, Summary("check"))
     for report, words in said:
