@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from kfm_gitops.config import Config
     from kfm_gitops.findings import Finding
     from kfm_gitops.periods import Mode
+    from kfm_gitops.plan import Draft
 
 @click.group(short_help="Write, validate and inspect backfill plans")
 def plan() -> None:
@@ -119,15 +120,25 @@ def plan_chunks(file: str, fmt: str, standalone: bool) -> int:
 def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | None, requested_by: str | None,
              reviewers: tuple[str, ...], max_parallelism: int | None, prior: str | None, terms: str | None) -> int:
     """Write plans/SLUG/backfill-YYYYMMDD-<hex6>.yml from the commented template."""
-    from kfm_gitops._fs import display_path
-    from kfm_gitops.findings import sort_findings
-    from kfm_gitops.plan import Request, check_plan, draft_plan, write_new_plan
+    from kfm_gitops.plan import Request, draft_plan
 
     cfg = require_config()
     draft = draft_plan(cfg, Request(slug, window, cast("Mode", mode), reason, time_axis, requested_by, reviewers,
                                     max_parallelism, prior, terms))
+    write_draft(cfg, draft, "kfm plan chunks")
+    return EXIT_OK
+
+
+def write_draft(cfg: Config, draft: Draft, then: str, *, say: bool = True) -> str:
+    """Write a new plan, say where with its notes and what is left to do before review; its path as shown."""
+    from kfm_gitops._fs import display_path
+    from kfm_gitops.findings import sort_findings
+    from kfm_gitops.plan import check_plan, write_new_plan
+
     write_new_plan(draft.path, draft.text)
     shown = display_path(draft.path)
+    if not say:
+        return shown
     click.echo(f"wrote {shown}")
     for note in draft.notes:
         click.echo(f"note: {note}")
@@ -136,5 +147,5 @@ def plan_new(slug: str, window: str, mode: str, reason: str, time_axis: str | No
         click.echo("to do before review:")
         for f in sort_findings(findings):
             click.echo(f"  {f.text()}")
-    click.echo(f"next: edit it, then `kfm plan validate {shown}` and `kfm plan chunks {shown}`")
-    return EXIT_OK
+    click.echo(f"next: edit it, then `kfm plan validate {shown}` and `{then} {shown}`")
+    return shown

@@ -119,25 +119,11 @@ def gaps_cmd(slug: str, until: str | None, make_plan: bool, reason: str | None, 
 
 
 def _write_plan(cfg: Config, cov: Coverage, reason: str | None, reviewers: tuple[str, ...], fmt: str) -> str:
-    from kfm_gitops._fs import display_path
-    from kfm_gitops.findings import sort_findings
+    from kfm_gitops.cli.plan import write_draft
     from kfm_gitops.gaps import backfill_draft
-    from kfm_gitops.plan import check_plan, write_new_plan
 
     draft = backfill_draft(cfg, cov, reason=reason, reviewers=reviewers)
-    write_new_plan(draft.path, draft.text)
-    shown = display_path(draft.path)
-    if fmt == "text":
-        click.echo(f"wrote {shown}")
-        for note in draft.notes:
-            click.echo(f"note: {note}")
-        _, findings = check_plan(draft.path, config=cfg)
-        if findings:
-            click.echo("to do before review:")
-            for f in sort_findings(findings):
-                click.echo(f"  {f.text()}")
-        click.echo(f"next: edit it, then `kfm plan validate {shown}` and `kfm backfill run {shown} --dry-run`")
-    return shown
+    return write_draft(cfg, draft, "kfm backfill run --dry-run", say=fmt == "text")
 
 
 ANSWERS = {
