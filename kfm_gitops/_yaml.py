@@ -137,6 +137,132 @@ class _Frame:
 _NO_KEY = object()
 
 
+def _pos(mark: Any) -> tuple[int, int]:
+    return int(mark.line) + 1, int(mark.column) + 1
+
+
+class _Composer:
+    """Builds one document from parser events: nodes attached to their parents as they come, every position
+    recorded, every limit (depth, expanded nodes, aliases, documents) checked before anything is expanded."""
+
+    def __init__(self) -> None:
+        self.keys: dict[JsonPath, tuple[int, int]] = {}
+        self.values: dict[JsonPath, tuple[int, int]] = {}
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.stack: list[_Frame] = []
+        self.root: Any = _NO_KEY
+        self.documents = 0
+        self.expanded = 0
+        self.aliases = 0
+
+    def child_path(self) -> JsonPath:
+        top = self.stack[-1]
+        if isinstance(top.value, list):
+            return (*top.path, len(top.value))
+        return (*top.path, top.key)
+
+    def attach(self, value: Any, mark: Any, size: int, is_scalar_key_candidate: bool) -> None:
+        self.expanded += size
+        if self.expanded > MAX_EXPANDED_NODES:
+            raise _Refused("YAML_ALIAS_BUDGET", f"the document expands to more than {MAX_EXPANDED_NODES} nodes",
+                           mark, "write the values out instead of nesting anchors and aliases")
+        if not self.stack:
+            self.root = value
+            return
+        top = self.stack[-1]
+        top.size += size
+        if isinstance(top.value, list):
+            path = (*top.path, len(top.value))
+            self.keys[path] = self.values[path] = _pos(mark)
+            top.value.append(value)
+        elif top.key is _NO_KEY:
+            self._key(top, value, mark, is_scalar_key_candidate)
+        else:
+            self._value(top, value, mark)
+
+    def _key(self, top: _Frame, value: Any, mark: Any, is_scalar_key_candidate: bool) -> None:
+        if not is_scalar_key_candidate or not isinstance(value, str):
+            raise _Refused("YAML_KEY_NOT_STRING", f"key {value!r} is not a string; quote it", mark)
+        if value in top.explicit:
+            raise _Refused("YAML_DUPLICATE_KEY", f"duplicate key {value!r}", mark,
+                           "each key may appear once in a mapping")
+        top.key, top.key_mark = value, mark
+
+    def _value(self, top: _Frame, value: Any, mark: Any) -> None:
+        key = top.key
+        top.key = _NO_KEY
+        if key == "<<" and (isinstance(value, dict) or (
+                isinstance(value, list) and all(isinstance(v, dict) for v in value))):
+            top.merges.extend(value if isinstance(value, list) else [value])
+            return
+        path = (*top.path, key)
+        self.keys[path] = _pos(top.key_mark)
+        self.values[path] = _pos(mark)
+        top.explicit.add(key)
+        top.value[key] = value
+
+    def scalar(self, event: Any) -> None:
+        value = _scalar(event)
+        if event.anchor:
+            self.anchors[event.anchor] = (value, 1)
+        self.attach(value, event.start_mark, 1, True)
+
+    def start(self, event: Any, mapping: bool) -> None:
+        if event.tag not in (None, "!", _CORE + "map", _CORE + "seq"):
+            raise _Refused("YAML_TAG", f"the tag {event.tag} is not allowed here", event.start_mark,
+                           "plain YAML only: strings, numbers, booleans, null, lists and mappings")
+        if len(self.stack) >= MAX_DEPTH:
+            raise _Refused("YAML_TOO_DEEP", f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+        path = self.child_path() if self.stack else ()
+        if not self.stack:
+            self.values[()] = _pos(event.start_mark)
+        elif self.stack[-1].key is _NO_KEY and isinstance(self.stack[-1].value, dict):
+            raise _Refused("YAML_KEY_NOT_STRING", "a key must be a string, not a list or mapping", event.start_mark)
+        self.stack.append(_Frame({} if mapping else [], path, event.start_mark, event.anchor))
+
+    def end(self) -> None:
+        frame = self.stack.pop()
+        for merged in frame.merges:
+            for k, v in merged.items():
+                frame.value.setdefault(k, v)
+        if frame.anchor:
+            self.anchors[frame.anchor] = (frame.value, frame.size)
+        # The frame's children were counted as they came: the budget takes only the frame itself, its parent's size
+        # (for the anchors that may name it) takes the whole subtree.
+        if self.stack:
+            self.stack[-1].size += frame.size - 1
+        self.attach(frame.value, frame.mark, 1, False)
+
+    def alias(self, event: Any) -> None:
+        if event.anchor not in self.anchors:
+            raise _Refused("YAML_SYNTAX", f"alias *{event.anchor} names no anchor", event.start_mark)
+        value, size = self.anchors[event.anchor]
+        self.aliases += 1
+        if self.aliases > MAX_ALIASES:
+            raise _Refused("YAML_ALIAS_BUDGET", f"more than {MAX_ALIASES} aliases", event.start_mark,
+                           "write the values out instead of nesting anchors and aliases")
+        self.attach(value, event.start_mark, size, True)
+
+    def document(self, event: Any) -> None:
+        self.documents += 1
+        if self.documents > 1:
+            raise _Refused("YAML_MULTIPLE_DOCUMENTS", "several YAML documents in one file; exactly one is expected",
+                           event.start_mark, "remove the '---' separators and split the file")
+
+    def feed(self, event: Any) -> None:
+        kind = type(event).__name__
+        if kind == "ScalarEvent":
+            self.scalar(event)
+        elif kind in ("MappingStartEvent", "SequenceStartEvent"):
+            self.start(event, kind == "MappingStartEvent")
+        elif kind in ("MappingEndEvent", "SequenceEndEvent"):
+            self.end()
+        elif kind == "AliasEvent":
+            self.alias(event)
+        elif kind == "DocumentStartEvent":
+            self.document(event)
+
+
 def _build(text: str, shown: str) -> Document:
     """Compose one document from the parser's events, with every position and every limit checked as it goes.
 
@@ -146,109 +272,11 @@ def _build(text: str, shown: str) -> Document:
     import yaml
 
     loader = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
-    keys: dict[JsonPath, tuple[int, int]] = {}
-    values: dict[JsonPath, tuple[int, int]] = {}
-    anchors: dict[str, tuple[Any, int]] = {}
-    stack: list[_Frame] = []
-    root: Any = _NO_KEY
-    documents = 0
-    expanded = 0
-    aliases = 0
-
-    def pos(mark: Any) -> tuple[int, int]:
-        return int(mark.line) + 1, int(mark.column) + 1
-
-    def child_path() -> JsonPath:
-        top = stack[-1]
-        if isinstance(top.value, list):
-            return (*top.path, len(top.value))
-        return (*top.path, top.key)
-
-    def attach(value: Any, mark: Any, size: int, is_scalar_key_candidate: bool) -> None:
-        nonlocal root, expanded
-        expanded += size
-        if expanded > MAX_EXPANDED_NODES:
-            raise _Refused("YAML_ALIAS_BUDGET", f"the document expands to more than {MAX_EXPANDED_NODES} nodes",
-                           mark, "write the values out instead of nesting anchors and aliases")
-        if not stack:
-            root = value
-            return
-        top = stack[-1]
-        top.size += size
-        if isinstance(top.value, list):
-            path = (*top.path, len(top.value))
-            keys[path] = values[path] = pos(mark)
-            top.value.append(value)
-            return
-        if top.key is _NO_KEY:
-            if not is_scalar_key_candidate or not isinstance(value, str):
-                raise _Refused("YAML_KEY_NOT_STRING", f"key {value!r} is not a string; quote it", mark)
-            if value in top.explicit:
-                raise _Refused("YAML_DUPLICATE_KEY", f"duplicate key {value!r}", mark,
-                               "each key may appear once in a mapping")
-            top.key, top.key_mark = value, mark
-            return
-        key = top.key
-        top.key = _NO_KEY
-        if key == "<<" and (isinstance(value, dict) or (
-                isinstance(value, list) and all(isinstance(v, dict) for v in value))):
-            top.merges.extend(value if isinstance(value, list) else [value])
-            return
-        path = (*top.path, key)
-        keys[path] = pos(top.key_mark)
-        values[path] = pos(mark)
-        top.explicit.add(key)
-        top.value[key] = value
-
+    composer = _Composer()
     try:
         events: Iterator[Any] = yaml.parse(text, Loader=loader)
         for event in events:
-            kind = type(event).__name__
-            if kind == "ScalarEvent":
-                value = _scalar(event)
-                if event.anchor:
-                    anchors[event.anchor] = (value, 1)
-                attach(value, event.start_mark, 1, True)
-            elif kind in ("MappingStartEvent", "SequenceStartEvent"):
-                if event.tag not in (None, "!", _CORE + "map", _CORE + "seq"):
-                    raise _Refused("YAML_TAG", f"the tag {event.tag} is not allowed here", event.start_mark,
-                                   "plain YAML only: strings, numbers, booleans, null, lists and mappings")
-                if len(stack) >= MAX_DEPTH:
-                    raise _Refused("YAML_TOO_DEEP", f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
-                path = child_path() if stack else ()
-                if not stack:
-                    values[()] = pos(event.start_mark)
-                elif stack[-1].key is _NO_KEY and isinstance(stack[-1].value, dict):
-                    raise _Refused("YAML_KEY_NOT_STRING", "a key must be a string, not a list or mapping",
-                                   event.start_mark)
-                stack.append(_Frame({} if kind == "MappingStartEvent" else [], path, event.start_mark,
-                                    event.anchor))
-            elif kind in ("MappingEndEvent", "SequenceEndEvent"):
-                frame = stack.pop()
-                for merged in frame.merges:
-                    for k, v in merged.items():
-                        frame.value.setdefault(k, v)
-                if frame.anchor:
-                    anchors[frame.anchor] = (frame.value, frame.size)
-                # The frame's children were counted as they came: the budget takes only the frame itself, its
-                # parent's size (for the anchors that may name it) takes the whole subtree.
-                if stack:
-                    stack[-1].size += frame.size - 1
-                attach(frame.value, frame.mark, 1, False)
-            elif kind == "AliasEvent":
-                if event.anchor not in anchors:
-                    raise _Refused("YAML_SYNTAX", f"alias *{event.anchor} names no anchor", event.start_mark)
-                value, size = anchors[event.anchor]
-                aliases += 1
-                if aliases > MAX_ALIASES:
-                    raise _Refused("YAML_ALIAS_BUDGET", f"more than {MAX_ALIASES} aliases", event.start_mark,
-                                   "write the values out instead of nesting anchors and aliases")
-                attach(value, event.start_mark, size, True)
-            elif kind == "DocumentStartEvent":
-                documents += 1
-                if documents > 1:
-                    raise _Refused("YAML_MULTIPLE_DOCUMENTS", "several YAML documents in one file; exactly one is "
-                                   "expected", event.start_mark, "remove the '---' separators and split the file")
+            composer.feed(event)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -257,11 +285,11 @@ def _build(text: str, shown: str) -> Document:
         raise _Refused("YAML_SYNTAX", f"invalid YAML: {problem}", mark, _syntax_hint(text, mark)) from exc
     except yaml.YAMLError as exc:
         raise _Refused("YAML_SYNTAX", f"invalid YAML: {exc}", None) from exc
-    if root is _NO_KEY:
+    if composer.root is _NO_KEY:
         raise _Refused("FILE_EMPTY", "the file holds no YAML document", None)
-    if not isinstance(root, dict):
+    if not isinstance(composer.root, dict):
         raise _Refused("YAML_NOT_MAPPING", "the top level must be a mapping of keys to values", None)
-    return Document(shown, root, keys, values)
+    return Document(shown, composer.root, composer.keys, composer.values)
 
 
 def _syntax_hint(text: str, mark: Any) -> str:
