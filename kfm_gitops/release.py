@@ -581,12 +581,17 @@ def status(config: Config, slug: str) -> Status:
     on_main = versions_at(config, repo, main_head, slug) if main_head else {}
     prefixes = (f"{PROPOSE_PREFIX}{slug}/", f"{ROLLBACK_PREFIX}{slug}/")
     data = ledger_at(config, repo, release_head, slug) if release_head else b""
+    proposals = tuple(b for b in _git.local_branches(repo) if b.startswith(prefixes)
+                      and not _merged(repo, b, release_head))
+    # What could be proposed next: versions on main built on what the alias shows, not already on their way (an
+    # open proposal, or the pointer release names while a promote is pending).
+    on_their_way = {b.rsplit("/", 1)[-1] for b in proposals} | {published}
     candidates = [v + (" (rolled back: republish only)" if standing(data, v).rolled_back else "")
-                  for v, m in sorted(on_main.items()) if m.base == alias_version and v != alias_version]
+                  for v, m in sorted(on_main.items())
+                  if m.base == alias_version and v != alias_version and v not in on_their_way]
     return Status(slug, published, _hex(alias), alias_version, str(entry["created_at"]) if entry else "",
-                  str(entry["event_type"]) if entry else "", published != alias_version,
-                  tuple(b for b in _git.local_branches(repo) if b.startswith(prefixes)
-                        and not _merged(repo, b, release_head)), tuple(candidates))
+                  str(entry["event_type"]) if entry else "", published != alias_version, proposals,
+                  tuple(candidates))
 
 
 def _merged(repo: _git.Repository, branch: str, into: _git.Oid | None) -> bool:

@@ -316,3 +316,19 @@ def test_verify_follows_the_published_chain(two_versions: tuple[Path, str, str],
     r = kfm("verify")
     assert r.code == 1
     assert "LEDGER_CHAIN: entry 1: " in r.out
+
+
+def test_status_lists_a_version_in_one_place(two_versions: tuple[Path, str, str], kfm: Runner) -> None:
+    root, v1, v2 = two_versions
+    config = cfg(root)
+    s = status(config, SLUG)
+    assert (s.alias_version, s.candidates, s.proposals, s.pending) == (v1, (v2,), (), False)
+    prop = propose(config, SLUG)
+    s = status(config, SLUG)
+    assert (s.candidates, s.proposals, s.pending) == ((), (prop.branch,), False)
+    r = kfm("promote")  # nothing to do yet: it says which proposal waits for its merge
+    assert (r.code, r.out.splitlines()[1]) == (0, f"  open proposal(s): {prop.branch}: merge one into release (its "
+                                                  "pull request), then promote")
+    merge_release(root, prop.branch)
+    s = status(config, SLUG)
+    assert (s.candidates, s.proposals, s.pending, s.published) == ((), (), True, v2)

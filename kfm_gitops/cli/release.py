@@ -79,6 +79,17 @@ def _said_promotion(p: Promotion) -> None:
                f"{_short(p.alias_from)} -> {_short(p.alias_to)}; tag datasets/{p.slug}/{p.version_id}")
 
 
+def _said_open_proposals(cfg: Config, p: Promotion) -> None:
+    """Nothing to do while a proposal waits: say which, and that merging it into release comes first."""
+    from kfm_gitops.release import status
+
+    if p.event is None:
+        waiting = status(cfg, p.slug).proposals
+        if waiting:
+            click.echo(f"  open proposal(s): {', '.join(waiting)}: merge one into release (its pull request), then "
+                       "promote")
+
+
 @click.command("promote", short_help="Move aliases to what release publishes")
 @click.argument("slugs", nargs=-1)
 @click.option("--push", "remote", default=None, metavar="REMOTE",
@@ -113,6 +124,7 @@ def promote_cmd(slugs: tuple[str, ...], remote: str | None, reindex: bool, targe
         return EXIT_OK
     for p in done:
         _said_promotion(p)
+        _said_open_proposals(cfg, p)
     if not done:
         click.echo("nothing is published yet: propose a version (`kfm release propose SLUG`)")
     if pushed:
